@@ -1,0 +1,2 @@
+"""Datasets, featurization and training noise (no registries)."""
+

@@ -1,0 +1,2 @@
+"""Decoding algorithms; model-agnostic, driven by model hooks."""
+

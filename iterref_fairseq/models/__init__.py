@@ -1,0 +1,1 @@
+from . import refinement_nat  # noqa: F401

@@ -1,0 +1,322 @@
+"""Iterative-refinement non-autoregressive translator of Lee, Mansimov & Cho (2018), thesis chapter 3.
+
+Three Transformer blocks (thesis Fig. 3.2):
+
+* ``encoder``: fairseq's Transformer encoder (we ask it for the states of every layer);
+* ``decoder_initial`` ("Decoder 1") models p(Y^0 | X). Its input is the source embeddings copied to the target
+  length, y^0_t <- x_{t'} with t' = (T'/T) t (see :func:`copy_source_positions`);
+* ``decoder_refine`` ("Decoder 2") is shared by all refinement steps and models p(Y^l | Y^{l-1}, X). Its input is
+  the embedding of the previous prediction (the embedding matrix is tied to the output projection) plus the final
+  hidden states of the previous step (reference code: ``--next_dec_input both``).
+
+Decoders use positional attention and highway connections (``modules/nat_decoder.py``). The target length is
+predicted by classifying (T - T') from the summed encoder layers with a stopped gradient
+(``modules/length_predictor.py``).
+
+Training (Eq. 3.4) is run by ``forward``: one pass of decoder 1 on the copied source, then ``train_steps - 1``
+passes of decoder 2, each fed either with the model's previous output (LVM term: argmax, or a sample with
+``stochastic=True``) or, with probability ``dae_prob``, with a corrupted reference (DAE term). The previous
+hidden states are passed on detached: every term of Eq. (3.4) is a conditional given a fixed previous output, so
+no gradient flows from step l into the computation of step l-1. The loss spec is reduced by
+``criterions/refinement_nat_loss.py``.
+
+Decoding hooks for ``generators/refinement.py``: ``encode``, ``reorder_encoder_out``,
+``source_content_lengths``, ``predict_target_lengths``, ``initialize_refinement``, ``refine``.
+"""
+import math
+from typing import Callable, Dict, Optional, Tuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from fairseq.models import BaseFairseqModel, register_model, register_model_architecture
+from fairseq.models.transformer import Embedding, TransformerEncoder, TransformerModel
+from fairseq.models.transformer import base_architecture as transformer_base_architecture
+
+from ..generators.refinement import RefinementState
+from ..modules.length_predictor import LengthOffsetPredictor
+from ..modules.nat_decoder import NATDecoderStack
+from ..modules.positional_attention import SinusoidalPositions
+
+
+def copy_source_positions(src_content_lengths: torch.Tensor, tgt_mask: torch.Tensor) -> torch.Tensor:
+    """Index of the source token copied to each target position for decoder 1.
+
+    The thesis maps target position t (1-based) to source position t' = (T'/T) t. We evaluate the map at token
+    centres, t' = floor((t + 1/2) T'/T) with 0-based t, so that it is monotone, covers the source uniformly and
+    never leaves [0, T'-1]. Example: T' = 2, T = 4 -> [0, 0, 1, 1]; T' = 4, T = 2 -> [1, 3]; T' = T -> identity.
+
+    Args:
+        src_content_lengths: (B,) number of real source tokens T' (no pad/EOS), >= 0.
+        tgt_mask: (B, T) True at real target positions (the first T_b positions of each row).
+    Returns:
+        (B, T) long tensor of source content indices (0 at padded target positions).
+    """
+    tgt_lengths = tgt_mask.sum(1).clamp(min=1).unsqueeze(1).float()
+    src_len = src_content_lengths.clamp(min=1).unsqueeze(1).float()
+    t = torch.arange(tgt_mask.size(1), device=tgt_mask.device).unsqueeze(0).float()
+    idx = torch.floor((t + 0.5) * src_len / tgt_lengths).long()
+    idx = torch.minimum(idx, src_len.long() - 1)
+    return idx.masked_fill(~tgt_mask, 0)
+
+
+@register_model("refinement_nat")
+class RefinementNATModel(BaseFairseqModel):
+    def __init__(self, args, src_dict, tgt_dict, encoder, embed_tgt):
+        super().__init__()
+        self.args = args
+        self.src_dict, self.tgt_dict = src_dict, tgt_dict
+        self.pad, self.eos, self.bos = tgt_dict.pad(), tgt_dict.eos(), tgt_dict.bos()
+        self.src_pad, self.src_eos = src_dict.pad(), src_dict.eos()
+        self.encoder = encoder
+        self.embed_tgt = embed_tgt
+        dim = args.decoder_embed_dim
+        self.embed_scale = 1.0 if args.no_scale_embedding else math.sqrt(dim)
+        self.dropout = args.dropout
+        self.positions = SinusoidalPositions(dim)
+
+        def stack():
+            return NATDecoderStack(
+                args.decoder_layers, dim, args.decoder_ffn_embed_dim, args.decoder_attention_heads,
+                args.dropout, args.attention_dropout, not args.no_positional_attention, args.decoder_residual,
+            )
+
+        self.decoder_initial = stack()
+        self.decoder_refine = stack()
+        self.length_predictor = LengthOffsetPredictor(args.encoder_embed_dim, args.max_length_offset)
+        # pad / bos / eos are never predicted inside a target sequence
+        special = torch.zeros(len(tgt_dict), dtype=torch.bool)
+        special[[self.pad, self.eos, self.bos]] = True
+        self.register_buffer("special_symbols", special, persistent=False)
+
+    # ------------------------------------------------------------------ construction
+    @staticmethod
+    def add_args(parser):
+        TransformerModel.add_args(parser)
+        parser.add_argument("--decoder-residual", action="store_true",
+                            help="use residual connections in the decoders instead of highway layers (ablation)")
+        parser.add_argument("--no-positional-attention", action="store_true",
+                            help="remove the positional-attention sublayer from the decoders (ablation)")
+        parser.add_argument("--max-length-offset", type=int, metavar="N",
+                            help="length predictor classifies target-source length in [-N, N] (reference: 20)")
+
+    @classmethod
+    def build_model(cls, args, task):
+        refinement_nat_base(args)
+        src_dict, tgt_dict = task.source_dictionary, task.target_dictionary
+        if args.encoder_embed_dim != args.decoder_embed_dim:
+            raise ValueError(
+                "refinement_nat copies source embeddings into decoder 1, so --encoder-embed-dim "
+                f"({args.encoder_embed_dim}) must equal --decoder-embed-dim ({args.decoder_embed_dim})"
+            )
+        embed_src = Embedding(len(src_dict), args.encoder_embed_dim, src_dict.pad())
+        if src_dict == tgt_dict:  # joined dictionary: one embedding matrix for encoder, decoders and output
+            embed_tgt = embed_src
+        elif getattr(args, "share_all_embeddings", False):
+            raise ValueError(
+                "--share-all-embeddings requires a joined dictionary: binarize with fairseq-preprocess "
+                "--joined-dictionary"
+            )
+        else:
+            embed_tgt = Embedding(len(tgt_dict), args.decoder_embed_dim, tgt_dict.pad())
+        encoder = TransformerEncoder(args, src_dict, embed_src)
+        return cls(args, src_dict, tgt_dict, encoder, embed_tgt)
+
+    def max_positions(self):
+        return (self.args.max_source_positions, self.args.max_target_positions)
+
+    def max_decoder_positions(self):
+        return self.args.max_target_positions
+
+    def load_state_dict(self, state_dict, strict=True, model_cfg=None, args=None):
+        for name, dictionary in (("encoder.embed_tokens.weight", self.src_dict), ("embed_tgt.weight", self.tgt_dict)):
+            if name in state_dict and state_dict[name].size(0) != len(dictionary):
+                raise ValueError(
+                    f"dictionary mismatch: the checkpoint's {name} has {state_dict[name].size(0)} symbols but the "
+                    f"dictionary given to this run has {len(dictionary)}. Pass the data directory (dict.*.txt) the "
+                    "model was trained with."
+                )
+        return super().load_state_dict(state_dict, strict=strict, model_cfg=model_cfg, args=args)
+
+    # ------------------------------------------------------------------ building blocks
+    def encode(self, src_tokens: torch.Tensor, src_lengths: torch.Tensor) -> Dict:
+        return self.encoder(src_tokens, src_lengths=src_lengths, return_all_hiddens=True)
+
+    def reorder_encoder_out(self, encoder_out: Dict, new_order: torch.Tensor) -> Dict:
+        """A new encoder-output dict with rows ``new_order`` (fairseq's own version edits the state list in
+        place, which would corrupt the full-batch encoder output the generator keeps)."""
+        time_major = ("encoder_out", "encoder_states")  # (T, B, C) tensors
+        return {
+            key: [t if t is None else t.index_select(1 if key in time_major else 0, new_order) for t in value]
+            for key, value in encoder_out.items()
+        }
+
+    @staticmethod
+    def _encoder_memory(encoder_out: Dict) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        memory = encoder_out["encoder_out"][0].transpose(0, 1)
+        masks = encoder_out["encoder_padding_mask"]
+        mask = masks[0] if len(masks) > 0 else None
+        if mask is not None and not bool(mask.any()):
+            mask = None
+        return memory, mask
+
+    def _source_content_mask(self, src_tokens: torch.Tensor) -> torch.Tensor:
+        return src_tokens.ne(self.src_pad) & src_tokens.ne(self.src_eos)
+
+    def source_content_lengths(self, src_tokens: torch.Tensor) -> torch.Tensor:
+        return self._source_content_mask(src_tokens).sum(1)
+
+    def length_logits(self, encoder_out: Dict, src_tokens: torch.Tensor) -> torch.Tensor:
+        return self.length_predictor(encoder_out["encoder_states"], src_tokens.eq(self.src_pad))
+
+    def predict_target_lengths(self, encoder_out: Dict, src_tokens: torch.Tensor, k: int):
+        logits = self.length_logits(encoder_out, src_tokens)
+        return self.length_predictor.topk_lengths(
+            logits, self.source_content_lengths(src_tokens), k, self.args.max_target_positions
+        )
+
+    def _with_positions(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        pos = self.positions(x.size(1), x.dtype)
+        return F.dropout(x + pos.unsqueeze(0), self.dropout, self.training), pos
+
+    def _output(self, hidden: torch.Tensor) -> torch.Tensor:
+        logits = F.linear(hidden, self.embed_tgt.weight)
+        return logits.masked_fill(self.special_symbols, float("-inf"))
+
+    def decode_initial(self, encoder_out: Dict, src_tokens: torch.Tensor, tgt_mask: torch.Tensor):
+        """Decoder 1. tgt_mask (B, T) True at real target positions. Returns logits (B, T, V), hidden (B, T, C)."""
+        content = self._source_content_mask(src_tokens)
+        # content positions first, in their original order (works for left- and right-padded sources)
+        order = torch.sort((~content).int(), dim=1, stable=True).indices
+        src_idx = copy_source_positions(content.sum(1), tgt_mask)
+        copied = src_tokens.gather(1, order.gather(1, src_idx))
+        x = self.embed_scale * self.encoder.embed_tokens(copied)
+        x, pos = self._with_positions(x)
+        memory, mem_mask = self._encoder_memory(encoder_out)
+        hidden = self.decoder_initial(x, ~tgt_mask, pos, memory, mem_mask)
+        return self._output(hidden), hidden
+
+    def decode_refine(self, encoder_out: Dict, prev_tokens: torch.Tensor, prev_hidden: torch.Tensor,
+                      tgt_mask: torch.Tensor):
+        """Decoder 2: input = embedding of the previous output + previous final hidden states."""
+        x = self.embed_scale * self.embed_tgt(prev_tokens) + prev_hidden
+        x, pos = self._with_positions(x)
+        memory, mem_mask = self._encoder_memory(encoder_out)
+        hidden = self.decoder_refine(x, ~tgt_mask, pos, memory, mem_mask)
+        return self._output(hidden), hidden
+
+    # ------------------------------------------------------------------ training (Eq. 3.4)
+    def forward(
+        self,
+        src_tokens: torch.Tensor,
+        src_lengths: torch.Tensor,
+        prev_output_tokens: Optional[torch.Tensor] = None,
+        tgt_tokens: Optional[torch.Tensor] = None,
+        train_steps: int = 4,
+        dae_prob: float = 0.5,
+        stochastic: bool = False,
+        corrupt: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
+        **unused,
+    ) -> Dict:
+        """Runs the ``train_steps`` conditionals of Eq. (3.4) and returns the loss spec.
+
+        tgt_tokens: (B, T) fairseq targets (content + EOS, right-padded). Returns a dict with
+        ``steps``: list of {logits (B, T, V), target (B, T), mask (B, T), input: "copy" | "lvm" | "dae"} and
+        ``length``: {logits (B, 2M+1), target (B,) class indices}.
+        """
+        if tgt_tokens is None:
+            raise ValueError("refinement_nat.forward needs tgt_tokens (training targets)")
+        if train_steps < 1:
+            raise ValueError(f"train_steps (itrain) must be >= 1, got {train_steps}")
+        target = tgt_tokens.masked_fill(tgt_tokens.eq(self.eos), self.pad)
+        tgt_mask = target.ne(self.pad)
+        encoder_out = self.encode(src_tokens, src_lengths)
+        length_logits = self.length_logits(encoder_out, src_tokens)
+        length_target = self.length_predictor.offset_targets(tgt_mask.sum(1), self.source_content_lengths(src_tokens))
+
+        logits, hidden = self.decode_initial(encoder_out, src_tokens, tgt_mask)
+        steps = [{"logits": logits, "target": target, "mask": tgt_mask, "input": "copy"}]
+        for _ in range(train_steps - 1):
+            use_dae = corrupt is not None and float(torch.rand(())) < dae_prob
+            if use_dae:
+                prev = corrupt(target)
+            elif stochastic:
+                probs = F.softmax(logits.detach().float(), dim=-1)
+                prev = torch.multinomial(probs.view(-1, probs.size(-1)), 1).view_as(target)
+            else:
+                prev = logits.detach().argmax(-1)
+            prev = prev.masked_fill(~tgt_mask, self.pad)
+            logits, hidden = self.decode_refine(encoder_out, prev, hidden.detach(), tgt_mask)
+            steps.append({"logits": logits, "target": target, "mask": tgt_mask, "input": "dae" if use_dae else "lvm"})
+        return {"steps": steps, "length": {"logits": length_logits, "target": length_target}}
+
+    # ------------------------------------------------------------------ decoding hooks
+    def _state(self, logits: torch.Tensor, hidden: torch.Tensor, tgt_mask: torch.Tensor) -> RefinementState:
+        scores, tokens = F.log_softmax(logits.float(), dim=-1).max(-1)
+        pad_mask = ~tgt_mask
+        return RefinementState(
+            tokens=tokens.masked_fill(pad_mask, self.pad),
+            scores=scores.masked_fill(pad_mask, 0.0),
+            padding_mask=pad_mask,
+            hidden=hidden,
+        )
+
+    def initialize_refinement(self, encoder_out: Dict, src_tokens: torch.Tensor, tgt_lengths: torch.Tensor):
+        """Decoder-1 pass for rows of target lengths ``tgt_lengths`` (B,)."""
+        max_len = int(tgt_lengths.max())
+        tgt_mask = torch.arange(max_len, device=src_tokens.device).unsqueeze(0) < tgt_lengths.unsqueeze(1)
+        logits, hidden = self.decode_initial(encoder_out, src_tokens, tgt_mask)
+        return self._state(logits, hidden, tgt_mask)
+
+    def refine(self, encoder_out: Dict, state: RefinementState) -> RefinementState:
+        tgt_mask = ~state.padding_mask
+        logits, hidden = self.decode_refine(encoder_out, state.tokens, state.hidden, tgt_mask)
+        return self._state(logits, hidden, tgt_mask)
+
+
+# ---------------------------------------------------------------------- architectures
+@register_model_architecture("refinement_nat", "refinement_nat")
+def refinement_nat_base(args):
+    args.encoder_embed_dim = getattr(args, "encoder_embed_dim", 512)
+    args.encoder_ffn_embed_dim = getattr(args, "encoder_ffn_embed_dim", 512)
+    args.encoder_layers = getattr(args, "encoder_layers", 6)
+    args.encoder_attention_heads = getattr(args, "encoder_attention_heads", 8)
+    args.decoder_embed_dim = getattr(args, "decoder_embed_dim", args.encoder_embed_dim)
+    args.decoder_ffn_embed_dim = getattr(args, "decoder_ffn_embed_dim", args.encoder_ffn_embed_dim)
+    args.decoder_layers = getattr(args, "decoder_layers", args.encoder_layers)
+    args.decoder_attention_heads = getattr(args, "decoder_attention_heads", args.encoder_attention_heads)
+    args.dropout = getattr(args, "dropout", 0.1)
+    args.attention_dropout = getattr(args, "attention_dropout", 0.0)
+    args.decoder_residual = getattr(args, "decoder_residual", False)
+    args.no_positional_attention = getattr(args, "no_positional_attention", False)
+    args.max_length_offset = getattr(args, "max_length_offset", 20) or 20
+    args.max_source_positions = getattr(args, "max_source_positions", 1024)
+    args.max_target_positions = getattr(args, "max_target_positions", 1024)
+    transformer_base_architecture(args)
+
+
+@register_model_architecture("refinement_nat", "refinement_nat_tiny")
+def refinement_nat_tiny(args):
+    """CPU-sized: trains in minutes on 2 cores."""
+    args.encoder_embed_dim = getattr(args, "encoder_embed_dim", 256)
+    args.encoder_ffn_embed_dim = getattr(args, "encoder_ffn_embed_dim", 1024)
+    args.encoder_layers = getattr(args, "encoder_layers", 3)
+    args.encoder_attention_heads = getattr(args, "encoder_attention_heads", 4)
+    args.decoder_layers = getattr(args, "decoder_layers", 2)
+    refinement_nat_base(args)
+
+
+@register_model_architecture("refinement_nat", "refinement_nat_iwslt16")
+def refinement_nat_iwslt16(args):
+    """Thesis §3.6, IWSLT'16 small model: d_model 278, d_hidden 507, 5 layers, 2 heads, dropout 0.1."""
+    args.encoder_embed_dim = getattr(args, "encoder_embed_dim", 278)
+    args.encoder_ffn_embed_dim = getattr(args, "encoder_ffn_embed_dim", 507)
+    args.encoder_layers = getattr(args, "encoder_layers", 5)
+    args.encoder_attention_heads = getattr(args, "encoder_attention_heads", 2)
+    refinement_nat_base(args)
+
+
+@register_model_architecture("refinement_nat", "refinement_nat_wmt")
+def refinement_nat_wmt(args):
+    """Thesis §3.6, WMT base model: d_model 512, d_hidden 512, 6 layers, 8 heads, dropout 0.1."""
+    refinement_nat_base(args)

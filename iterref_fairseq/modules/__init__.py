@@ -1,0 +1,2 @@
+"""Building blocks shared by several models."""
+

@@ -1,0 +1,56 @@
+"""Sinusoidal position encodings and positional attention (Gu et al., 2017; thesis §3.5).
+
+Positional attention is an attention sublayer whose queries and keys are the position encodings themselves and
+whose values are the decoder states, so the attention pattern depends only on positions. It lets a
+non-autoregressive decoder move information along the sequence without causal masking.
+"""
+import math
+from typing import Optional
+
+import torch
+import torch.nn as nn
+
+
+def sinusoidal_table(num_positions: int, dim: int) -> torch.Tensor:
+    """(num_positions, dim) table of Vaswani et al. encodings (sin on the first half, cos on the second)."""
+    half = dim // 2
+    scale = math.log(10000.0) / max(half - 1, 1)
+    freqs = torch.exp(torch.arange(half, dtype=torch.float) * -scale)
+    angles = torch.arange(num_positions, dtype=torch.float).unsqueeze(1) * freqs.unsqueeze(0)
+    table = torch.cat([torch.sin(angles), torch.cos(angles)], dim=1)
+    if dim % 2 == 1:
+        table = torch.cat([table, torch.zeros(num_positions, 1)], dim=1)
+    return table
+
+
+class SinusoidalPositions(nn.Module):
+    """Returns position encodings for positions 0..T-1, growing its buffer when a longer input arrives."""
+
+    def __init__(self, dim: int, init_size: int = 1024):
+        super().__init__()
+        self.dim = dim
+        self.register_buffer("table", sinusoidal_table(init_size, dim), persistent=False)
+
+    def forward(self, seq_len: int, dtype: torch.dtype = torch.float) -> torch.Tensor:
+        """Returns (seq_len, dim)."""
+        if seq_len > self.table.size(0):
+            self.table = sinusoidal_table(seq_len, self.dim).to(self.table.device)
+        return self.table[:seq_len].to(dtype)
+
+
+class PositionalAttention(nn.Module):
+    """Multi-head attention with Q = K = position encodings and V = hidden states.
+
+    Shapes: positions (T, C), values (B, T, C), key_padding_mask (B, T) True at pads -> (B, T, C).
+    """
+
+    def __init__(self, dim: int, heads: int, dropout: float = 0.0):
+        super().__init__()
+        self.attn = nn.MultiheadAttention(dim, heads, dropout=dropout, batch_first=True)
+
+    def forward(
+        self, positions: torch.Tensor, values: torch.Tensor, key_padding_mask: Optional[torch.Tensor] = None
+    ) -> torch.Tensor:
+        pos = positions.unsqueeze(0).expand(values.size(0), -1, -1)
+        out, _ = self.attn(pos, pos, values, key_padding_mask=key_padding_mask, need_weights=False)
+        return out

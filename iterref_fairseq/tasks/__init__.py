@@ -1,0 +1,1 @@
+from . import translation_refine  # noqa: F401

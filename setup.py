@@ -1,0 +1,20 @@
+"""iterref-fairseq: generation by iterative refinement as a fairseq --user-dir plugin."""
+from setuptools import find_packages, setup
+
+setup(
+    name="iterref-fairseq",
+    version="0.1.0",
+    description="Iterative-refinement generation (NAT, masked translation, LaNMT, FlexMDM, MGM, CVGAE) for fairseq",
+    license="MIT",
+    python_requires=">=3.8",
+    packages=find_packages(include=["iterref_fairseq", "iterref_fairseq.*"]),
+    # torch and fairseq are installed by scripts/install.sh (build order and version pins matter there).
+    install_requires=["sacrebleu>=2.0", "sacremoses", "subword-nmt", "tqdm", "numpy"],
+    entry_points={
+        "console_scripts": [
+            "iterref-prepare-bible=iterref_fairseq.cli.prepare_bible:main",
+            "iterref-benchmark-decode=iterref_fairseq.cli.benchmark_decode:main",
+            "iterref-refinement-table=iterref_fairseq.cli.refinement_table:main",
+        ]
+    },
+)
