@@ -363,9 +363,10 @@ def prepare(argv=None):
             continue
         eval_items[split].append((key, src, tgt))
 
-    # eval text (all held-out verses, before --max-eval) must never appear in train
-    eval_src_text = {src for s in eval_items for _, src, _ in eval_items[s]}
-    eval_tgt_text = {tgt for s in eval_items for _, _, tgt in eval_items[s]}
+    # the text of every held-out verse (before --max-eval, in every loaded version: sources and all references)
+    # must never appear as a training source or target
+    eval_text = {texts[code].get(key, "") for s in eval_items for key, _, _ in eval_items[s] for code in texts}
+    eval_text.discard("")
 
     train_items = []
     train_counts = OrderedDict()
@@ -382,7 +383,7 @@ def prepare(argv=None):
                 c["dropped_empty_src"] += int(not src)
                 c["dropped_empty_tgt"] += int(not tgt)
                 continue
-            if src in eval_src_text or tgt in eval_tgt_text:
+            if src in eval_text or tgt in eval_text:
                 c["dropped_eval_overlap"] += 1
                 continue
             c["kept"] += 1

@@ -50,33 +50,43 @@ def corrupt_tokens(
         raise ValueError(f"corruption probability beta must be in [0, 1], got {beta}")
     if vocab_high <= vocab_low:
         raise ValueError(f"empty replacement vocabulary [{vocab_low}, {vocab_high})")
-    out = tokens.clone()
-    bsz, seq_len = out.shape
-    valid = out.ne(pad)
-    lengths = valid.sum(1)
-    device = out.device
-    fire = torch.rand(bsz, seq_len, generator=generator, device=device) < beta
-    fire &= valid
+    bsz, seq_len = tokens.shape
+    valid = tokens.ne(pad)
+    device = tokens.device
+    fire = (torch.rand(bsz, seq_len, generator=generator, device=device) < beta) & valid
     ops = torch.randint(0, 3, (bsz, seq_len), generator=generator, device=device)
     random_tokens = torch.randint(vocab_low, vocab_high, (bsz, seq_len), generator=generator, device=device)
+    out = apply_corruption(tokens, pad, fire, ops, random_tokens)
+    if return_events:
+        return out, fire
+    return out
+
+
+def apply_corruption(
+    tokens: torch.Tensor, pad: int, fire: torch.Tensor, ops: torch.Tensor, random_tokens: torch.Tensor
+) -> torch.Tensor:
+    """The deterministic part of C: apply the drawn events in order t = 1..T.
+
+    All arguments are (B, T): ``fire`` marks corrupted positions, ``ops`` holds REPEAT/REPLACE/SWAP codes,
+    ``random_tokens`` the replacement token for each position. Returns a new tensor.
+    """
+    out = tokens.clone()
+    bsz, seq_len = out.shape
+    lengths = out.ne(pad).sum(1)
+    fire = fire & out.ne(pad)
     # At the last real token there is no successor: repeat/swap become replace.
-    is_last = torch.arange(seq_len, device=device).unsqueeze(0).eq((lengths - 1).unsqueeze(1))
+    is_last = torch.arange(seq_len, device=out.device).unsqueeze(0).eq((lengths - 1).unsqueeze(1))
     ops = torch.where(is_last, torch.full_like(ops, REPLACE), ops)
-    rows = torch.arange(bsz, device=device)
     for t in range(seq_len):
         f = fire[:, t]
         if not bool(f.any()):
             continue
         op = ops[:, t]
         cur = out[:, t].clone()
-        replace = f & op.eq(REPLACE)
-        out[:, t] = torch.where(replace, random_tokens[:, t], out[:, t])
+        out[:, t] = torch.where(f & op.eq(REPLACE), random_tokens[:, t], out[:, t])
         if t + 1 < seq_len:
             nxt = out[:, t + 1].clone()
-            repeat = f & op.eq(REPEAT)
-            swap = f & op.eq(SWAP)
-            out[rows, t + 1] = torch.where(repeat | swap, cur, nxt)
-            out[:, t] = torch.where(swap, nxt, out[:, t])
-    if return_events:
-        return out, fire
+            moves = f & (op.eq(REPEAT) | op.eq(SWAP))
+            out[:, t + 1] = torch.where(moves, cur, nxt)
+            out[:, t] = torch.where(f & op.eq(SWAP), nxt, out[:, t])
     return out

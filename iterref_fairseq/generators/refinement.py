@@ -212,8 +212,10 @@ class IterativeRefinementDecoder:
             if history is not None:
                 history.append(state)
 
+        ids = sample.get("id")
         return [
-            self._finalize_sentence(i, k, state, steps, history, bool(empty[i])) for i in range(bsz)
+            self._finalize_sentence(i, k, state, steps, history, bool(empty[i]), i if ids is None else int(ids[i]))
+            for i in range(bsz)
         ]
 
     # ------------------------------------------------------------------ output
@@ -231,9 +233,9 @@ class IterativeRefinementDecoder:
             "attention": None,
         }
 
-    def _finalize_sentence(self, i, k, state, steps, history, is_empty) -> List[Dict]:
+    def _finalize_sentence(self, i, k, state, steps, history, is_empty, sentence_id) -> List[Dict]:
         if is_empty:
-            logger.warning("source sentence %d is empty: its translation is empty", i)
+            logger.warning("source sentence %d is empty: its translation is empty", sentence_id)
             eos = state.tokens.new_full((1,), self.eos)
             return [{"tokens": eos, "positional_scores": eos.new_zeros(1).float(), "score": 0.0,
                      "alignment": None, "attention": None, "steps": 0, "history": [] if history else None}]

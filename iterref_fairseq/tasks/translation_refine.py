@@ -75,7 +75,7 @@ class TranslationRefineTask(TranslationTask):
         src = sample["net_input"]["src_tokens"]
         unk = src.eq(self.source_dictionary.unk())
         if bool(unk.any()):
-            ids = sample["id"][unk.any(1)].tolist()
+            ids = sample.get("id", torch.arange(src.size(0)))[unk.any(1)].tolist()
             logger.warning(
                 "%d source tokens are not in the source dictionary and are read as <unk> (sentence ids %s); "
                 "apply the same tokenization and BPE as the training data", int(unk.sum()), ids[:20],

@@ -1,0 +1,70 @@
+"""Shared fixtures: tiny synthetic parallel data binarized with fairseq-preprocess, and a tiny trained model."""
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+USER_DIR = str(REPO / "iterref_fairseq")
+
+TINY_MODEL_FLAGS = [
+    "--arch", "refinement_nat_tiny", "--encoder-embed-dim", "32", "--decoder-embed-dim", "32",
+    "--encoder-ffn-embed-dim", "64", "--decoder-ffn-embed-dim", "64", "--encoder-layers", "1",
+    "--decoder-layers", "1", "--encoder-attention-heads", "2", "--decoder-attention-heads", "2",
+]
+
+
+def cli(name: str, *args, check: bool = True, input_text: str = None, timeout: int = 600):
+    """Runs a console script of this venv; returns the CompletedProcess (stdout+stderr captured)."""
+    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", PYTHONWARNINGS="ignore")
+    proc = subprocess.run(
+        [str(BIN / name), *map(str, args)], capture_output=True, text=True, input=input_text, env=env,
+        timeout=timeout,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{name} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
+    return proc
+
+
+def write_reversal_corpus(directory: Path, n_train: int, n_eval: int, seed: int, vocab: int = 20,
+                          min_len: int = 3, max_len: int = 8) -> None:
+    """Source: random words; target: the same words reversed. Files {train,valid,test}.{src,tgt}."""
+    rng = random.Random(seed)
+    words = [f"w{i}" for i in range(vocab)]
+    directory.mkdir(parents=True, exist_ok=True)
+    for split, n in (("train", n_train), ("valid", n_eval), ("test", n_eval)):
+        with open(directory / f"{split}.src", "w") as fs, open(directory / f"{split}.tgt", "w") as ft:
+            for _ in range(n):
+                sent = [rng.choice(words) for _ in range(rng.randint(min_len, max_len))]
+                fs.write(" ".join(sent) + "\n")
+                ft.write(" ".join(reversed(sent)) + "\n")
+
+
+def binarize(raw: Path, dest: Path) -> Path:
+    cli("fairseq-preprocess", "--source-lang", "src", "--target-lang", "tgt", "--trainpref", raw / "train",
+        "--validpref", raw / "valid", "--testpref", raw / "test", "--destdir", dest, "--joined-dictionary",
+        "--workers", "1")
+    return dest
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("tiny")
+    write_reversal_corpus(root / "raw", 400, 24, seed=0)
+    return binarize(root / "raw", root / "bin")
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tiny_data, tmp_path_factory) -> Path:
+    save_dir = tmp_path_factory.mktemp("ckpt")
+    cli("fairseq-train", tiny_data, "--user-dir", USER_DIR, "--task", "translation_refine",
+        "--criterion", "refinement_nat_loss", *TINY_MODEL_FLAGS, "--optimizer", "adam", "--lr", "1e-3",
+        "--max-tokens", "1000", "--max-update", "12", "--cpu", "--save-dir", save_dir, "--no-epoch-checkpoints",
+        "--log-format", "simple", "--seed", "1")
+    ckpt = save_dir / "checkpoint_last.pt"
+    assert ckpt.exists()
+    return ckpt
