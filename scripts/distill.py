@@ -33,6 +33,7 @@ import os
 import re
 import shlex
 import shutil
+import struct
 import subprocess
 import sys
 import time
@@ -76,14 +77,30 @@ def detect_pair(data, subset, src, tgt):
     return a, b, f"{a}-{b}"
 
 
-def dataset_size(prefix):
-    from fairseq.data import indexed_dataset
+_MMAP_MAGIC = b"MMIDIDX\x00\x00"
 
-    impl = indexed_dataset.infer_dataset_impl(prefix)
-    ds = indexed_dataset.make_dataset(prefix, impl=impl)
+
+def dataset_size(prefix):
+    """Number of sentences of a binarized split (reads the mmap index header; other formats through fairseq)."""
+    idx = f"{prefix}.idx"
+    if not os.path.isfile(idx) or not os.path.isfile(f"{prefix}.bin"):
+        die(f"{prefix}.idx/.bin not found; re-run fairseq-preprocess")
+    with open(idx, "rb") as f:
+        header = f.read(len(_MMAP_MAGIC) + 8 + 1 + 8)
+    if header.startswith(_MMAP_MAGIC):
+        return struct.unpack("<Q", header[-8:])[0]
+    from fairseq.data import indexed_dataset  # legacy (lazy/cached/raw) formats
+
+    ds = indexed_dataset.make_dataset(prefix, impl=indexed_dataset.infer_dataset_impl(prefix))
     if ds is None:
         die(f"cannot read the binarized dataset {prefix}.idx/.bin; re-run fairseq-preprocess")
     return len(ds)
+
+
+def dict_symbols(path):
+    """Symbols of a fairseq dictionary file, in order (the special symbols are not stored in the file)."""
+    with open(path, encoding="utf-8") as f:
+        return [line.rstrip("\n").rsplit(" ", 1)[0] for line in f if line.strip()]
 
 
 def read_lines(path):
@@ -303,14 +320,11 @@ def main(argv=None):
     summary["copied"] = copied
 
     # ---- verify the result loads with the same dictionaries and sizes
-    from fairseq.data import Dictionary
-
     for lang in (src, tgt):
-        orig_dict = Dictionary.load(os.path.join(args.data, f"dict.{lang}.txt"))
-        new_dict = Dictionary.load(str(bin_dir / f"dict.{lang}.txt"))
-        if orig_dict.symbols != new_dict.symbols:
+        orig_symbols = dict_symbols(os.path.join(args.data, f"dict.{lang}.txt"))
+        if dict_symbols(bin_dir / f"dict.{lang}.txt") != orig_symbols:
             die(f"{bin_dir}/dict.{lang}.txt differs from the original dictionary; this is a bug, please report it")
-        summary[f"dict_{lang}_size"] = len(new_dict)
+        summary[f"dict_{lang}_size"] = len(orig_symbols) + 4  # + <s>, <pad>, </s>, <unk>
     for subset in subsets:
         for lang in (src, tgt):
             m = dataset_size(str(bin_dir / f"{subset}.{pair}.{lang}"))

@@ -71,7 +71,7 @@ class RefinementNATLoss(FairseqCriterion):
             corrupt=self.task.corrupt if training else None,
         )
         loss = 0.0
-        logging_output = {"nsentences": sample["target"].size(0), "sample_size": 1}
+        logging_output = {"nsentences": sample["target"].size(0), "sample_size": 1, "count": 1}
         ntokens = 0
         n_dae = 0
         for i, step in enumerate(out["steps"]):
@@ -97,7 +97,9 @@ class RefinementNATLoss(FairseqCriterion):
 
     @staticmethod
     def reduce_metrics(logging_outputs) -> None:
-        n = len(logging_outputs)
+        # every logging output carries count = 1, so sums over outputs (fairseq sums them across ranks and
+        # gradient-accumulation steps) divided by the summed count are means
+        n = sum(log.get("count", 0) for log in logging_outputs)
         if n == 0:
             return
 
@@ -117,4 +119,4 @@ class RefinementNATLoss(FairseqCriterion):
 
     @staticmethod
     def logging_outputs_can_be_summed() -> bool:
-        return False
+        return True
