@@ -14,7 +14,6 @@ setup(
         "console_scripts": [
             "iterref-prepare-bible=iterref_fairseq.cli.prepare_bible:main",
             "iterref-benchmark-decode=iterref_fairseq.cli.benchmark_decode:main",
-            "iterref-refinement-table=iterref_fairseq.cli.refinement_table:main",
         ]
     },
 )

@@ -1,0 +1,291 @@
+"""Side-by-side decoding benchmark: BLEU and speed of a refinement NAT and an autoregressive fairseq model.
+
+Thesis Table 3.1 in small: for each system (AR beam b, NAT with idec fixed, NAT adaptive) it decodes the same
+test split on the same machine in one run and reports
+
+* sacreBLEU of the detokenized output against one or more reference files (multi-reference when several are
+  given), decoded in large batches (``--batch-size``);
+* decoding speed sentence by sentence (batch 1, the thesis's setting) on the first ``--speed-sentences``
+  sentences, and in large batches, as source tokens/s and sentences/s (only the generator calls are timed:
+  data loading and detokenization are excluded); ratios to the AR systems are computed from these numbers;
+* for the NAT: the mean number of decoder passes used.
+
+Output: a JSON file (with seed, versions, hardware) and a markdown table.
+
+Example::
+
+    iterref-benchmark-decode --data DATA_BIN --nat NAT.pt --ar AR.pt --refs test.ref.en.k test.ref.en.4 \\
+        --systems ar:1,ar:4,nat:1,nat:2,nat:5,nat:10,nat:adaptive --out results/table31.json
+"""
+import argparse
+import json
+import logging
+import os
+import platform
+import sys
+import time
+from typing import Dict, List, Optional, Tuple
+
+import torch
+
+logger = logging.getLogger("iterref.benchmark_decode")
+
+ADAPTIVE_CAP = 20  # reference code's fallback cap for adaptive decoding
+
+
+def parse_systems(spec: str) -> List[Tuple[str, str]]:
+    """'ar:1,ar:4,nat:10,nat:adaptive' -> [("ar", "1"), ...]; validates every entry."""
+    systems = []
+    for item in spec.split(","):
+        kind, _, value = item.strip().partition(":")
+        if kind not in ("ar", "nat") or not value:
+            raise SystemExit(f"--systems: bad entry {item!r}; use ar:<beam> or nat:<idec>|nat:adaptive")
+        if not (value == "adaptive" and kind == "nat") and not (value.isdigit() and int(value) >= 1):
+            raise SystemExit(f"--systems: bad value in {item!r}; beams and idec are integers >= 1")
+        systems.append((kind, value))
+    return systems
+
+
+def load_model(path: str, data: str, use_cuda: bool, fp16: bool):
+    from fairseq import checkpoint_utils
+
+    import iterref_fairseq  # noqa: F401  (registers the plugin, applies compat)
+
+    models, cfg, task = checkpoint_utils.load_model_ensemble_and_task([path], arg_overrides={"data": data})
+    model = models[0]
+    model.eval()
+    if fp16:
+        model.half()
+    if use_cuda:
+        model.cuda()
+    return task, model
+
+
+def build_generator(kind: str, value: str, task, model, args):
+    if kind == "ar":
+        from fairseq.sequence_generator import SequenceGenerator
+
+        return SequenceGenerator([model], task.target_dictionary, beam_size=int(value), max_len_a=args.max_len_a,
+                                 max_len_b=args.max_len_b)
+    from ..generators.refinement import IterativeRefinementDecoder
+
+    adaptive = value == "adaptive"
+    return IterativeRefinementDecoder(
+        task.target_dictionary,
+        max_iter=ADAPTIVE_CAP if adaptive else int(value),
+        force_max_iter=not adaptive,
+        length_beam=args.length_beam,
+        stop_criterion=args.stop_criterion,
+        remove_repeats=not args.keep_repeats,
+        max_len=model.max_decoder_positions(),
+    )
+
+
+def batches(task, split: str, batch_size: int, limit: Optional[int] = None):
+    dataset = task.dataset(split)
+    itr = task.get_batch_iterator(
+        dataset=dataset, max_sentences=batch_size, max_positions=None, ignore_invalid_inputs=False,
+        required_batch_size_multiple=1, num_workers=0,
+    ).next_epoch_itr(shuffle=False)
+    for sample in itr:
+        # with a limit, only batches made entirely of the first `limit` ids (at batch 1: exactly those ids)
+        if limit is not None and not bool(sample["id"].lt(limit).all()):
+            continue
+        yield sample
+
+
+def decode(task, model, generator, split: str, batch_size: int, use_cuda: bool, limit: Optional[int] = None):
+    """Returns {id: tokens}, seconds spent in generate(), source tokens, sentences, mean steps."""
+    from fairseq import utils
+
+    hyps, seconds, src_tokens, n, steps = {}, 0.0, 0, 0, []
+    pad, eos = task.source_dictionary.pad(), task.source_dictionary.eos()
+    for sample in batches(task, split, batch_size, limit):
+        if use_cuda:
+            sample = utils.move_to_cuda(sample)
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        with torch.no_grad():
+            out = generator.generate([model], sample)
+        if use_cuda:
+            torch.cuda.synchronize()
+        seconds += time.perf_counter() - start
+        src = sample["net_input"]["src_tokens"]
+        src_tokens += int((src.ne(pad) & src.ne(eos)).sum())
+        for i, sid in enumerate(sample["id"].tolist()):
+            best = out[i][0]
+            hyps[sid] = best["tokens"].cpu()
+            if "steps" in best:
+                steps.append(best["steps"])
+        n += src.size(0)
+    return hyps, seconds, src_tokens, n, (sum(steps) / len(steps) if steps else None)
+
+
+def detokenize(task, hyps: Dict[int, torch.Tensor], lang: str) -> List[str]:
+    from sacremoses import MosesDetokenizer
+
+    md = MosesDetokenizer(lang=lang)
+    d = task.target_dictionary
+    out = []
+    for sid in sorted(hyps):
+        text = d.string(hyps[sid], bpe_symbol="subword_nmt", extra_symbols_to_ignore={d.eos(), d.pad()})
+        out.append(md.detokenize(text.split()))
+    return out
+
+
+def read_refs(paths: List[str], n: int) -> List[List[str]]:
+    refs = []
+    for p in paths:
+        with open(p, encoding="utf-8") as f:
+            lines = [line.rstrip("\n") for line in f]
+        if len(lines) != n:
+            raise SystemExit(f"reference file {p} has {len(lines)} lines but the test split has {n} sentences; "
+                             "pass the references prepared with this data")
+        refs.append(lines)
+    return refs
+
+
+def hardware() -> Dict:
+    info = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+            "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads()}
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def markdown(rows: List[Dict], refs_note: str) -> str:
+    head = ("| system | BLEU | mean steps | batch-1 src tok/s | batch-1 sent/s | batched src tok/s | "
+            "speed-up vs AR b=4 (batch 1) | speed-up vs AR b=4 (batched) |")
+    lines = [head, "|" + "---|" * 8]
+    base = next((r for r in rows if r["system"] == "AR b=4"), None)
+    for r in rows:
+        s1 = r["batch1"]["src_tokens_per_s"] if r.get("batch1") else None
+        sb = r["batched"]["src_tokens_per_s"]
+        r1 = f"{s1 / base['batch1']['src_tokens_per_s']:.2f}x" if base and s1 and base.get("batch1") else "-"
+        rb = f"{sb / base['batched']['src_tokens_per_s']:.2f}x" if base else "-"
+        steps = f"{r['mean_steps']:.2f}" if r.get("mean_steps") is not None else "-"
+        lines.append(
+            f"| {r['system']} | {r['bleu']:.2f} | {steps} | {s1:.1f} | {r['batch1']['sentences_per_s']:.2f} | "
+            f"{sb:.1f} | {r1} | {rb} |" if s1 else
+            f"| {r['system']} | {r['bleu']:.2f} | {steps} | - | - | {sb:.1f} | {r1} | {rb} |"
+        )
+    lines.append("")
+    lines.append(refs_note)
+    return "\n".join(lines)
+
+
+def run(args) -> Dict:
+    import sacrebleu
+
+    torch.manual_seed(args.seed)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    use_cuda = args.cuda and torch.cuda.is_available()
+    if args.fp16 and not use_cuda:
+        raise SystemExit("--fp16 needs a GPU (pass --cuda on a machine with CUDA)")
+    systems = parse_systems(args.systems)
+    loaded = {}
+    for kind in {k for k, _ in systems}:
+        path = args.nat if kind == "nat" else args.ar
+        if not path:
+            raise SystemExit(f"--systems asks for {kind} but --{kind} CHECKPOINT is missing")
+        task, model = load_model(path, args.data, use_cuda, args.fp16)
+        task.load_dataset(args.split)
+        loaded[kind] = (task, model)
+    n_sent = len(next(iter(loaded.values()))[0].dataset(args.split))
+    refs = read_refs(args.refs, n_sent) if args.refs else None
+    rows = []
+    for kind, value in systems:
+        task, model = loaded[kind]
+        name = f"AR b={value}" if kind == "ar" else ("NAT adaptive" if value == "adaptive" else f"NAT idec={value}")
+        generator = build_generator(kind, value, task, model, args)
+        logger.info("decoding %s (batched, %d sentences)", name, n_sent)
+        hyps, secs, src_tok, n, steps = decode(task, model, generator, args.split, args.batch_size, use_cuda)
+        row = {"system": name, "kind": kind, "setting": value, "mean_steps": steps,
+               "batched": {"batch_size": args.batch_size, "seconds": secs, "sentences": n,
+                           "src_tokens_per_s": src_tok / secs, "sentences_per_s": n / secs}}
+        if refs is not None:
+            if len(hyps) != n_sent:
+                raise RuntimeError(f"{name}: {n_sent - len(hyps)} sentences were not decoded")
+            text = detokenize(task, hyps, args.target_lang)
+            row["bleu"] = sacrebleu.corpus_bleu(text, refs).score
+            if args.save_hypotheses:
+                os.makedirs(args.save_hypotheses, exist_ok=True)
+                fname = name.replace(" ", "_").replace("=", "")
+                with open(os.path.join(args.save_hypotheses, f"{fname}.txt"), "w", encoding="utf-8") as f:
+                    f.write("\n".join(text) + "\n")
+        else:
+            row["bleu"] = float("nan")
+        if args.speed_sentences > 0:
+            logger.info("timing %s sentence by sentence on %d sentences", name, args.speed_sentences)
+            _, secs1, src1, n1, steps1 = decode(task, model, generator, args.split, 1, use_cuda,
+                                                limit=args.speed_sentences)
+            row["batch1"] = {"sentences": n1, "seconds": secs1, "src_tokens_per_s": src1 / secs1,
+                             "sentences_per_s": n1 / secs1, "mean_steps": steps1}
+        logger.info("%s: BLEU %.2f", name, row["bleu"])
+        print(f"{name}: BLEU {row['bleu']:.2f}" + (f", batch-1 {row['batch1']['src_tokens_per_s']:.1f} src tok/s"
+                                                   if "batch1" in row else ""), file=sys.stderr, flush=True)
+        rows.append(row)
+    import fairseq
+
+    return {
+        "rows": rows,
+        "data": args.data, "split": args.split, "refs": args.refs, "nat": args.nat, "ar": args.ar,
+        "seed": args.seed, "cuda": use_cuda, "fp16": args.fp16, "hardware": hardware(),
+        "versions": {"torch": torch.__version__, "fairseq": fairseq.__version__, "python": platform.python_version()},
+        "date": time.strftime("%Y-%m-%d"),
+        "adaptive_cap": ADAPTIVE_CAP, "stop_criterion": args.stop_criterion, "length_beam": args.length_beam,
+        "remove_repeats": not args.keep_repeats,
+    }
+
+
+def get_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", required=True, help="binarized data directory (fairseq-preprocess output)")
+    p.add_argument("--nat", help="refinement NAT checkpoint (task translation_refine)")
+    p.add_argument("--ar", help="autoregressive fairseq checkpoint (task translation)")
+    p.add_argument("--split", default="test")
+    p.add_argument("--refs", nargs="*", help="detokenized reference files, one or more (multi-reference BLEU)")
+    p.add_argument("--target-lang", default="en", help="language for Moses detokenization of hypotheses")
+    p.add_argument("--systems", default="ar:1,ar:4,nat:1,nat:2,nat:5,nat:10,nat:adaptive",
+                   help="comma list of ar:<beam> and nat:<idec> | nat:adaptive (adaptive = stop when unchanged, "
+                        f"cap {ADAPTIVE_CAP})")
+    p.add_argument("--batch-size", type=int, default=64, help="sentences per batch for BLEU and batched speed")
+    p.add_argument("--speed-sentences", type=int, default=100,
+                   help="time sentence-by-sentence decoding on the first N sentences (0 = skip)")
+    p.add_argument("--stop-criterion", default="unchanged", choices=["unchanged", "jaccard"])
+    p.add_argument("--length-beam", type=int, default=1, help="NAT length candidates (--iter-decode-with-beam)")
+    p.add_argument("--keep-repeats", action="store_true", help="do not collapse repeated tokens in NAT output")
+    p.add_argument("--max-len-a", type=float, default=1.2, help="AR: max length = a * src_len + b")
+    p.add_argument("--max-len-b", type=int, default=10)
+    p.add_argument("--cuda", action="store_true", help="decode on the GPU")
+    p.add_argument("--fp16", action="store_true", help="half precision (GPU only)")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--save-hypotheses", help="directory for the detokenized output of every system")
+    p.add_argument("--out", required=True, help="results JSON path; a markdown table is written beside it (.md)")
+    return p
+
+
+def main(argv=None):
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s | %(levelname)s | %(name)s | %(message)s")
+    args = get_parser().parse_args(argv)
+    for path in filter(None, [args.nat, args.ar]):
+        if not os.path.exists(path):
+            raise SystemExit(f"checkpoint not found: {path}")
+    result = run(args)
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    with open(args.out, "w") as f:
+        json.dump(result, f, indent=2)
+    note = (f"BLEU: sacreBLEU against {len(args.refs or [])} reference(s); speed: {result['hardware']['processor']}, "
+            f"{result['hardware']['torch_threads']} torch threads, {'GPU ' + result['hardware'].get('gpu', '') if result['cuda'] else 'CPU'}"
+            f"{', fp16' if result['fp16'] else ''}; {result['date']}.")
+    table = markdown(result["rows"], note)
+    with open(os.path.splitext(args.out)[0] + ".md", "w") as f:
+        f.write(table + "\n")
+    print(table)
+    return result
+
+
+if __name__ == "__main__":
+    main()
