@@ -33,14 +33,17 @@ logger = logging.getLogger("iterref.benchmark_decode")
 ADAPTIVE_CAP = 20  # reference code's fallback cap for adaptive decoding
 
 
-def parse_systems(spec: str) -> List[Tuple[str, str]]:
-    """'ar:1,ar:4,nat:10,nat:adaptive' -> [("ar", "1"), ...]; validates every entry."""
+def parse_systems(spec: str, extra_kinds=()) -> List[Tuple[str, str]]:
+    """'ar:1,ar:4,nat:10,nat:adaptive' -> [("ar", "1"), ...]; validates every entry.
+
+    ``extra_kinds`` are the names given with ``--fairseq-nat NAME=PATH`` (decoded like ``nat``)."""
     systems = []
     for item in spec.split(","):
         kind, _, value = item.strip().partition(":")
-        if kind not in ("ar", "nat") or not value:
-            raise SystemExit(f"--systems: bad entry {item!r}; use ar:<beam> or nat:<idec>|nat:adaptive")
-        if not (value == "adaptive" and kind == "nat") and not (value.isdigit() and int(value) >= 1):
+        if kind not in ("ar", "nat", *extra_kinds) or not value:
+            raise SystemExit(f"--systems: bad entry {item!r}; use ar:<beam> or nat:<idec>|nat:adaptive "
+                             "(or NAME:<idec>|NAME:adaptive for a --fairseq-nat NAME=PATH)")
+        if not (value == "adaptive" and kind != "ar") and not (value.isdigit() and int(value) >= 1):
             raise SystemExit(f"--systems: bad value in {item!r}; beams and idec are integers >= 1")
         systems.append((kind, value))
     return systems
@@ -67,12 +70,20 @@ def build_generator(kind: str, value: str, task, model, args):
 
         return SequenceGenerator([model], task.target_dictionary, beam_size=int(value), max_len_a=args.max_len_a,
                                  max_len_b=args.max_len_b)
+    adaptive = value == "adaptive"
+    idec = ADAPTIVE_CAP if adaptive else int(value)
+    if kind != "nat":
+        # a fairseq built-in NAT (translation_lev task): fairseq's own generator, whose max_iter N runs N + 1
+        # decoder passes, so idec passes = max_iter idec - 1; adaptive = stop when the output is unchanged
+        from fairseq.iterative_refinement_generator import IterativeRefinementGenerator
+
+        return IterativeRefinementGenerator(task.target_dictionary, max_iter=idec - 1, adaptive=adaptive,
+                                            beam_size=args.length_beam)
     from ..generators.refinement import IterativeRefinementDecoder
 
-    adaptive = value == "adaptive"
     return IterativeRefinementDecoder(
         task.target_dictionary,
-        max_iter=ADAPTIVE_CAP if adaptive else int(value),
+        max_iter=idec,
         force_max_iter=not adaptive,
         length_beam=args.length_beam,
         stop_criterion=args.stop_criterion,
@@ -183,10 +194,11 @@ def run(args) -> Dict:
     use_cuda = args.cuda and torch.cuda.is_available()
     if args.fp16 and not use_cuda:
         raise SystemExit("--fp16 needs a GPU (pass --cuda on a machine with CUDA)")
-    systems = parse_systems(args.systems)
+    extra = dict(item.split("=", 1) for item in args.fairseq_nat)
+    systems = parse_systems(args.systems, tuple(extra))
     loaded = {}
     for kind in {k for k, _ in systems}:
-        path = args.nat if kind == "nat" else args.ar
+        path = {"nat": args.nat, "ar": args.ar}.get(kind) or extra.get(kind)
         if not path:
             raise SystemExit(f"--systems asks for {kind} but --{kind} CHECKPOINT is missing")
         task, model = load_model(path, args.data, use_cuda, args.fp16)
@@ -197,11 +209,13 @@ def run(args) -> Dict:
     rows = []
     for kind, value in systems:
         task, model = loaded[kind]
-        name = f"AR b={value}" if kind == "ar" else ("NAT adaptive" if value == "adaptive" else f"NAT idec={value}")
+        label = "NAT" if kind == "nat" else kind
+        name = f"AR b={value}" if kind == "ar" else (f"{label} adaptive" if value == "adaptive" else f"{label} idec={value}")
         generator = build_generator(kind, value, task, model, args)
         logger.info("decoding %s (batched, %d sentences)", name, n_sent)
         hyps, secs, src_tok, n, steps = decode(task, model, generator, args.split, args.batch_size, use_cuda)
         row = {"system": name, "kind": kind, "setting": value, "mean_steps": steps,
+               "parameters": sum(p.numel() for p in model.parameters()),
                "batched": {"batch_size": args.batch_size, "seconds": secs, "sentences": n,
                            "src_tokens_per_s": src_tok / secs, "sentences_per_s": n / secs}}
         if refs is not None:
@@ -244,6 +258,9 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="binarized data directory (fairseq-preprocess output)")
     p.add_argument("--nat", help="refinement NAT checkpoint (task translation_refine)")
     p.add_argument("--ar", help="autoregressive fairseq checkpoint (task translation)")
+    p.add_argument("--fairseq-nat", action="append", default=[], metavar="NAME=PATH",
+                   help="a fairseq built-in NAT checkpoint (task translation_lev, e.g. cmlm_transformer) decoded "
+                        "with fairseq's generator; refer to it in --systems as NAME:<idec>|NAME:adaptive")
     p.add_argument("--split", default="test")
     p.add_argument("--refs", nargs="*", help="detokenized reference files, one or more (multi-reference BLEU)")
     p.add_argument("--target-lang", default="en", help="language for Moses detokenization of hypotheses")
@@ -270,7 +287,10 @@ def get_parser() -> argparse.ArgumentParser:
 def main(argv=None):
     logging.basicConfig(level=logging.INFO, format="%(asctime)s | %(levelname)s | %(name)s | %(message)s")
     args = get_parser().parse_args(argv)
-    for path in filter(None, [args.nat, args.ar]):
+    for item in args.fairseq_nat:
+        if "=" not in item:
+            raise SystemExit(f"--fairseq-nat {item!r}: use NAME=PATH")
+    for path in filter(None, [args.nat, args.ar] + [i.split("=", 1)[1] for i in args.fairseq_nat]):
         if not os.path.exists(path):
             raise SystemExit(f"checkpoint not found: {path}")
     result = run(args)

@@ -1,0 +1,113 @@
+"""In-process tests of the refinement_nat model: Eq. (3.4) input mixing, decoder-1 input, decoding hooks."""
+import argparse
+
+import pytest
+import torch
+from fairseq.data import Dictionary
+
+import iterref_fairseq  # noqa: F401
+from iterref_fairseq.models.refinement_nat import RefinementNATModel, refinement_nat_tiny
+
+
+class _Task:
+    def __init__(self, d):
+        self.source_dictionary = self.target_dictionary = d
+
+
+@pytest.fixture(scope="module")
+def model():
+    d = Dictionary()
+    for i in range(30):
+        d.add_symbol(f"w{i}")
+    args = argparse.Namespace(
+        encoder_embed_dim=16, encoder_ffn_embed_dim=32, encoder_layers=1, encoder_attention_heads=2,
+        decoder_layers=1, dropout=0.0,
+    )
+    refinement_nat_tiny(args)
+    torch.manual_seed(0)
+    m = RefinementNATModel.build_model(args, _Task(d))
+    return m
+
+
+def batch(model, bsz=3, src_len=6, tgt_len=5):
+    d = model.tgt_dict
+    src = torch.randint(d.nspecial, len(d), (bsz, src_len))
+    src[:, -1] = d.eos()
+    tgt = torch.randint(d.nspecial, len(d), (bsz, tgt_len))
+    tgt[:, -1] = d.eos()
+    return src, torch.full((bsz,), src_len), tgt
+
+
+def test_forward_loss_spec_shapes_and_length_target(model):
+    src, src_len, tgt = batch(model)
+    out = model(src, src_len, tgt_tokens=tgt, train_steps=4, dae_prob=0.5, corrupt=lambda t: t)
+    assert len(out["steps"]) == 4 and out["steps"][0]["input"] == "copy"
+    for step in out["steps"]:
+        assert step["logits"].shape == (3, 5, len(model.tgt_dict))
+        assert step["mask"].sum() == 3 * 4  # EOS is not a target of the NAT
+        assert torch.isinf(step["logits"][..., model.pad]).all()
+    # target length 4, source content length 5 -> offset -1 -> class max_offset - 1
+    assert out["length"]["target"].tolist() == [model.length_predictor.max_offset - 1] * 3
+
+
+@pytest.mark.parametrize("p_dae", [0.0, 0.3, 1.0])
+def test_lvm_dae_mixing_ratio(model, p_dae):
+    torch.manual_seed(1)
+    src, src_len, tgt = batch(model, bsz=1)
+    calls = []
+
+    def corrupt(t):
+        calls.append(t.clone())
+        return t
+
+    kinds = []
+    with torch.no_grad():
+        for _ in range(300):
+            out = model(src, src_len, tgt_tokens=tgt, train_steps=4, dae_prob=p_dae, corrupt=corrupt)
+            kinds += [s["input"] for s in out["steps"][1:]]
+    frac = sum(k == "dae" for k in kinds) / len(kinds)
+    assert abs(frac - p_dae) < 0.05, frac
+    assert len(calls) == sum(k == "dae" for k in kinds), "every DAE step is fed a corrupted reference"
+    if calls:
+        assert calls[0].eq(model.eos).sum() == 0, "the corruption sees the target without EOS"
+
+
+def test_stochastic_lvm_inputs_are_samples(model):
+    src, src_len, tgt = batch(model)
+    torch.manual_seed(2)
+    with torch.no_grad():
+        out = model(src, src_len, tgt_tokens=tgt, train_steps=2, dae_prob=0.0, stochastic=True)
+    assert out["steps"][1]["input"] == "lvm"
+
+
+def test_decoder1_is_invariant_to_source_padding_side(model):
+    model.eval()
+    d = model.tgt_dict
+    content = torch.tensor([5, 6, 7, 8])
+    left = torch.tensor([[d.pad(), d.pad(), *content.tolist(), d.eos()]])
+    right = torch.tensor([[*content.tolist(), d.eos(), d.pad(), d.pad()]])
+    with torch.no_grad():
+        outs = []
+        for src in (left, right):
+            enc = model.encode(src, torch.tensor([5]))
+            outs.append(model.initialize_refinement(enc, src, torch.tensor([6])))
+    # fairseq positions count non-pad tokens and pads are masked, so only the copy mapping could differ
+    assert torch.equal(outs[0].tokens, outs[1].tokens)
+    assert torch.allclose(outs[0].scores, outs[1].scores, atol=1e-5)
+
+
+def test_decoding_hooks_keep_padding(model):
+    model.eval()
+    src, src_len, _ = batch(model, bsz=2)
+    with torch.no_grad():
+        enc = model.encode(src, src_len)
+        lengths, scores = model.predict_target_lengths(enc, src, 3)
+        assert lengths.shape == scores.shape == (2, 3) and lengths.ge(1).all()
+        state = model.initialize_refinement(enc, src, torch.tensor([2, 4]))
+        assert state.tokens.shape == (2, 4) and state.hidden.shape == (2, 4, 16)
+        assert state.tokens[0, 2:].eq(model.pad).all() and state.padding_mask[0].tolist() == [False, False, True, True]
+        nxt = model.refine(enc, state)
+        assert nxt.tokens[0, 2:].eq(model.pad).all()
+        assert nxt.tokens[~nxt.padding_mask].ge(model.tgt_dict.nspecial).all()
+        reordered = model.reorder_encoder_out(enc, torch.tensor([1, 1, 0]))
+        assert reordered["encoder_out"][0].size(1) == 3 and enc["encoder_out"][0].size(1) == 2
