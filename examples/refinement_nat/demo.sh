@@ -9,16 +9,16 @@
 #      print and save the table (OUT/table31.json, OUT/table31.md)
 #
 # Every stage is skipped when its output exists, so an interrupted run resumes. Knobs (environment):
-#   OUT (work/demo), TRAIN_PAIRS (16000, before the length filter), MAX_TOKENS_PER_SIDE (40), BPE_OPS (6000),
-#   AR_MINUTES (7), NAT_MINUTES (11), DISTILL_BEAM (1), SPEED_SENTENCES (100)
+#   OUT (work/demo), TRAIN_PAIRS (0 = all, before the length filter), MAX_TOKENS_PER_SIDE (40), BPE_OPS (6000),
+#   AR_MINUTES (8), NAT_MINUTES (12), DISTILL_BEAM (1), SPEED_SENTENCES (100)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-work/demo}
-TRAIN_PAIRS=${TRAIN_PAIRS:-16000}
+TRAIN_PAIRS=${TRAIN_PAIRS:-0}
 MAX_TOKENS_PER_SIDE=${MAX_TOKENS_PER_SIDE:-40}
 BPE_OPS=${BPE_OPS:-6000}
-AR_MINUTES=${AR_MINUTES:-7}
-NAT_MINUTES=${NAT_MINUTES:-11}
+AR_MINUTES=${AR_MINUTES:-8}
+NAT_MINUTES=${NAT_MINUTES:-12}
 DISTILL_BEAM=${DISTILL_BEAM:-1}
 SPEED_SENTENCES=${SPEED_SENTENCES:-100}
 PYTHON=${PYTHON:-python}
@@ -37,12 +37,12 @@ fi
 if [ ! -f "$OUT/ar/checkpoint_last.pt" ]; then
   log "2/5 training the AR teacher for $AR_MINUTES minutes"
   fairseq-train "$DATA/bin" --user-dir "$USER_DIR" --task translation --arch transformer \
-    --encoder-layers 3 --decoder-layers 3 --encoder-embed-dim 256 --decoder-embed-dim 256 \
-    --encoder-ffn-embed-dim 1024 --decoder-ffn-embed-dim 1024 --encoder-attention-heads 4 \
+    --encoder-layers 2 --decoder-layers 2 --encoder-embed-dim 128 --decoder-embed-dim 128 \
+    --encoder-ffn-embed-dim 512 --decoder-ffn-embed-dim 512 --encoder-attention-heads 4 \
     --decoder-attention-heads 4 --share-all-embeddings --dropout 0.1 \
     --criterion label_smoothed_cross_entropy --label-smoothing 0.1 \
-    --optimizer adam --adam-betas '(0.9,0.98)' --lr 1e-3 --lr-scheduler inverse_sqrt --warmup-updates 300 \
-    --max-tokens 4096 --max-update 100000 --stop-time-hours "$(hours "$AR_MINUTES")" --cpu --seed 1 \
+    --optimizer adam --adam-betas '(0.9,0.98)' --lr 2e-3 --lr-scheduler inverse_sqrt --warmup-updates 150 \
+    --max-tokens 2048 --max-update 100000 --stop-time-hours "$(hours "$AR_MINUTES")" --cpu --seed 1 \
     --save-dir "$OUT/ar" --no-epoch-checkpoints --save-interval-updates 200 --keep-interval-updates 1 \
     --disable-validation --log-format simple --log-interval 50
 fi
@@ -57,8 +57,8 @@ if [ ! -f "$OUT/nat/checkpoint_last.pt" ]; then
   log "4/5 training refinement_nat_tiny on the distilled data for $NAT_MINUTES minutes"
   fairseq-train "$OUT/distill/bin" --user-dir "$USER_DIR" --task translation_refine --arch refinement_nat_tiny \
     --criterion refinement_nat_loss --train-steps 4 --dae-prob 0.5 --corruption-prob 0.1 --max-length-offset 20 \
-    --optimizer adam --adam-betas '(0.9,0.98)' --lr 1e-3 --lr-scheduler inverse_sqrt --warmup-updates 300 \
-    --dropout 0.1 --max-tokens 4096 --max-update 100000 --stop-time-hours "$(hours "$NAT_MINUTES")" --cpu --seed 1 \
+    --optimizer adam --adam-betas '(0.9,0.98)' --lr 2e-3 --lr-scheduler inverse_sqrt --warmup-updates 150 \
+    --dropout 0.1 --max-tokens 2048 --max-update 100000 --stop-time-hours "$(hours "$NAT_MINUTES")" --cpu --seed 1 \
     --save-dir "$OUT/nat" --no-epoch-checkpoints --save-interval-updates 200 --keep-interval-updates 1 \
     --disable-validation --log-format simple --log-interval 50
 fi
