@@ -7,11 +7,11 @@
 #      dimensions per decoder pass as refinement_nat_tiny (d 128, ffn 512, 4 heads, 2 encoder layers, 2 decoder
 #      layers), the same optimizer, schedule and batch size;
 #   2. decodes the test book with all of them side by side (iterref-benchmark-decode) -> OUT/compare_fairseq.{json,md}.
-# Knobs: OUT (work/demo), NAT_MINUTES (12, as in the demo), SPEED_SENTENCES (100).
+# Knobs: OUT (work/demo), NAT_MINUTES (14, as in the demo), SPEED_SENTENCES (100).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-work/demo}
-NAT_MINUTES=${NAT_MINUTES:-12}
+NAT_MINUTES=${NAT_MINUTES:-14}
 SPEED_SENTENCES=${SPEED_SENTENCES:-100}
 PYTHON=${PYTHON:-python}
 USER_DIR=$PWD/iterref_fairseq
@@ -23,7 +23,7 @@ log() { echo "[compare $(date +%H:%M:%S)] $*" >&2; }
 COMMON=(--user-dir "$USER_DIR" --task translation_lev --criterion nat_loss --label-smoothing 0.1
   --encoder-layers 2 --decoder-layers 2 --encoder-embed-dim 128 --decoder-embed-dim 128
   --encoder-ffn-embed-dim 512 --decoder-ffn-embed-dim 512 --encoder-attention-heads 4 --decoder-attention-heads 4
-  --share-all-embeddings --dropout 0.1 --optimizer adam --adam-betas '(0.9,0.98)' --lr 2e-3
+  --share-all-embeddings --dropout 0.0 --optimizer adam --adam-betas '(0.9,0.98)' --lr 2e-3
   --lr-scheduler inverse_sqrt --warmup-updates 150 --max-tokens 2048 --max-update 100000
   --stop-time-hours "$(hours "$NAT_MINUTES")" --cpu --seed 1 --no-epoch-checkpoints --save-interval-updates 200
   --keep-interval-updates 1 --disable-validation --log-format simple --log-interval 50)
