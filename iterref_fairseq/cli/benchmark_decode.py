@@ -293,7 +293,8 @@ def get_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv=None):
+def main(argv=None) -> None:
+    """Console entry point (its return value becomes the exit status, so it returns None)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s | %(levelname)s | %(name)s | %(message)s")
     args = get_parser().parse_args(argv)
     for item in args.fairseq_nat:
@@ -313,7 +314,6 @@ def main(argv=None):
     with open(os.path.splitext(args.out)[0] + ".md", "w") as f:
         f.write(table + "\n")
     print(table)
-    return result
 
 
 if __name__ == "__main__":
