@@ -7,7 +7,8 @@
 #      dimensions per decoder pass as refinement_nat_tiny (d 128, ffn 512, 4 heads, 2 encoder layers, 2 decoder
 #      layers), the same optimizer, schedule and batch size;
 #   2. decodes the test book with all of them side by side (iterref-benchmark-decode) -> OUT/compare_fairseq.{json,md}.
-# Knobs: OUT (work/demo), NAT_MINUTES (14, as in the demo), SPEED_SENTENCES (100).
+# Knobs: OUT (work/demo), NAT_MINUTES (14, as in the demo), SPEED_SENTENCES (100),
+#        NAT_CKPT (our NAT to compare; default the demo's OUT/nat/checkpoint_last.pt).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-work/demo}
@@ -16,7 +17,8 @@ SPEED_SENTENCES=${SPEED_SENTENCES:-100}
 PYTHON=${PYTHON:-python}
 USER_DIR=$PWD/iterref_fairseq
 DATA=$OUT/bible
-[ -f "$OUT/nat/checkpoint_last.pt" ] || { echo "$0: run make demo first (missing $OUT/nat/checkpoint_last.pt)" >&2; exit 1; }
+NAT_CKPT=${NAT_CKPT:-$OUT/nat/checkpoint_last.pt}
+[ -f "$NAT_CKPT" ] || { echo "$0: run make demo first (missing $NAT_CKPT)" >&2; exit 1; }
 hours() { "$PYTHON" -c "print($1 / 60)"; }
 log() { echo "[compare $(date +%H:%M:%S)] $*" >&2; }
 
@@ -41,7 +43,7 @@ fi
 
 log "decoding the test book with every system"
 "$PYTHON" -m iterref_fairseq.cli.benchmark_decode --data "$DATA/bin" --ar "$OUT/ar/checkpoint_last.pt" \
-  --nat "$OUT/nat/checkpoint_last.pt" --fairseq-nat inat="$OUT/fairseq_inat/checkpoint_last.pt" \
+  --nat "$NAT_CKPT" --fairseq-nat inat="$OUT/fairseq_inat/checkpoint_last.pt" \
   --fairseq-nat cmlm="$OUT/fairseq_cmlm/checkpoint_last.pt" \
   --refs "$DATA/test.ref.en.k" "$DATA/test.ref.en.4" "$DATA/test.ref.en.3" \
   --systems ar:4,nat:1,nat:10,nat:adaptive,inat:1,inat:10,inat:adaptive,cmlm:1,cmlm:10,cmlm:adaptive \

@@ -140,7 +140,7 @@ def detokenize(task, hyps: Dict[int, torch.Tensor], lang: str) -> List[str]:
     d = task.target_dictionary
     out = []
     for sid in sorted(hyps):
-        text = d.string(hyps[sid], bpe_symbol="subword_nmt", extra_symbols_to_ignore={d.eos(), d.pad()})
+        text = d.string(hyps[sid], bpe_symbol="subword_nmt", extra_symbols_to_ignore={d.eos(), d.pad(), d.bos()})
         out.append(md.detokenize(text.split()))
     return out
 
