@@ -65,10 +65,6 @@ def _wrap_checkpoint_loading():
         try:
             return original(path, arg_overrides=arg_overrides, load_on_all_ranks=load_on_all_ranks)
         except (EOFError, RuntimeError, ValueError, OSError, ImportError, AttributeError) as err:
-            if isinstance(err, CheckpointError):
-                raise
-            if "dictionary mismatch" in str(err):
-                raise
             raise CheckpointError(
                 f"cannot read checkpoint {path}: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
                 " -- the file is truncated, corrupt or not a fairseq checkpoint; re-copy it or point --path "
