@@ -106,8 +106,12 @@ def batches(task, split: str, batch_size: int, limit: Optional[int] = None):
         yield sample
 
 
-def decode(task, model, generator, split: str, batch_size: int, use_cuda: bool, limit: Optional[int] = None):
-    """Returns {id: tokens}, seconds spent in generate(), source tokens, sentences, mean steps."""
+def decode(task, model, generator, split: str, batch_size: int, use_cuda: bool, limit: Optional[int] = None,
+           steps_offset: int = 0):
+    """Returns {id: tokens}, seconds spent in generate(), source tokens, sentences, mean decoder passes.
+
+    ``steps_offset`` converts a generator's step count into decoder passes (fairseq's own generator counts
+    refinement iterations after the first pass, so its offset is 1)."""
     from fairseq import utils
 
     hyps, seconds, src_tokens, n, steps = {}, 0.0, 0, 0, []
@@ -128,7 +132,7 @@ def decode(task, model, generator, split: str, batch_size: int, use_cuda: bool, 
             best = out[i][0]
             hyps[sid] = best["tokens"].cpu()
             if "steps" in best:
-                steps.append(best["steps"])
+                steps.append(best["steps"] + steps_offset)
         n += src.size(0)
     return hyps, seconds, src_tokens, n, (sum(steps) / len(steps) if steps else None)
 
@@ -220,7 +224,9 @@ def run(args) -> Dict:
         name = f"AR b={value}" if kind == "ar" else (f"{label} adaptive" if value == "adaptive" else f"{label} idec={value}")
         generator = build_generator(kind, value, task, model, args)
         logger.info("decoding %s (batched, %d sentences)", name, n_sent)
-        hyps, secs, src_tok, n, steps = decode(task, model, generator, args.split, args.batch_size, use_cuda)
+        offset = 0 if kind in ("ar", "nat") else 1
+        hyps, secs, src_tok, n, steps = decode(task, model, generator, args.split, args.batch_size, use_cuda,
+                                               steps_offset=offset)
         row = {"system": name, "kind": kind, "setting": value, "mean_steps": steps,
                "parameters": sum(p.numel() for p in model.parameters()),
                "batched": {"batch_size": args.batch_size, "seconds": secs, "sentences": n,
@@ -240,7 +246,7 @@ def run(args) -> Dict:
         if args.speed_sentences > 0:
             logger.info("timing %s sentence by sentence on %d sentences", name, args.speed_sentences)
             _, secs1, src1, n1, steps1 = decode(task, model, generator, args.split, 1, use_cuda,
-                                                limit=args.speed_sentences)
+                                                limit=args.speed_sentences, steps_offset=offset)
             if n1 == 0:
                 raise RuntimeError(f"{name}: no sentence was decoded in the batch-1 timing run")
             row["batch1"] = {"sentences": n1, "seconds": secs1, "src_tokens_per_s": src1 / secs1,
