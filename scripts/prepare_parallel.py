@@ -27,7 +27,6 @@ Example::
         --test-prefix raw/test --out-dir data/wmt14_en_de --bpe-ops 40000 --workers 8 --binarize
 """
 import argparse
-import io
 import json
 import os
 import shutil
@@ -37,6 +36,9 @@ import time
 import unicodedata
 from collections import Counter, OrderedDict
 from multiprocessing import Pool
+
+from iterref_fairseq.data.bpe import learn_joint_bpe as shared_learn_joint_bpe
+from iterref_fairseq.data.bpe import load_bpe
 
 PROG = "prepare_parallel.py"
 
@@ -84,10 +86,7 @@ def _tokenize(line):
 
 
 def _init_bpe(codes_path):
-    from subword_nmt.apply_bpe import BPE
-
-    with open(codes_path, encoding="utf-8") as codes:
-        _WORKER["bpe"] = BPE(codes)
+    _WORKER["bpe"] = load_bpe(codes_path)
 
 
 def _apply_bpe(line):
@@ -124,20 +123,15 @@ def split_names(kind, prefixes):
 
 
 def learn_joint_bpe(paths, num_ops, codes_path):
-    from subword_nmt.learn_bpe import learn_bpe
+    """Joint BPE over the tokenized training files; returns (word types, merges)."""
+    def lines():
+        for path in paths:
+            with open(path, encoding="utf-8") as f:
+                yield from f
 
-    vocab = Counter()
-    for path in paths:
-        with open(path, encoding="utf-8") as f:
-            for line in f:
-                vocab.update(line.split())
-    if not vocab:
+    if not any(line.strip() for line in lines()):
         die("the training data is empty after cleaning; check --train-prefix and the filters")
-    vocab_file = io.StringIO("".join(f"{w} {c}\n" for w, c in sorted(vocab.items(), key=lambda x: (-x[1], x[0]))))
-    with open(codes_path, "w", encoding="utf-8") as out:
-        learn_bpe(vocab_file, out, num_ops, is_dict=True)
-    with open(codes_path, encoding="utf-8") as f:
-        return len(vocab), sum(1 for line in f if not line.startswith("#version"))
+    return shared_learn_joint_bpe(lines(), num_ops, codes_path)
 
 
 def clean_train(src_in, tgt_in, src_out, tgt_out, max_len, max_ratio):

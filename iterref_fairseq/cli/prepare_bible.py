@@ -29,7 +29,6 @@ This module imports only the standard library, sacremoses and subword-nmt (never
 """
 import argparse
 import importlib.util
-import io
 import json
 import os
 import random
@@ -40,6 +39,8 @@ import tempfile
 import time
 import unicodedata
 from collections import Counter, OrderedDict
+
+from ..data.bpe import learn_joint_bpe, load_bpe
 
 PROG = "iterref-prepare-bible"
 SRC_LANG, TGT_LANG = "de", "en"
@@ -164,28 +165,6 @@ class MosesPipeline:
 
     def __call__(self, line):
         return self.tokenizer.tokenize(line, aggressive_dash_splits=self.dash_splits, return_str=True, escape=False)
-
-
-def learn_joint_bpe(token_lines, num_ops, codes_path):
-    """Learn ``num_ops`` joint BPE merges from tokenized lines (both languages) with subword-nmt; return #merges."""
-    from subword_nmt.learn_bpe import learn_bpe
-
-    vocab = Counter()
-    for line in token_lines:
-        vocab.update(line.split())
-    # subword-nmt reads a "word count" dictionary; sorting makes the result independent of input order
-    vocab_file = io.StringIO("".join(f"{w} {c}\n" for w, c in sorted(vocab.items(), key=lambda x: (-x[1], x[0]))))
-    with open(codes_path, "w", encoding="utf-8") as out:
-        learn_bpe(vocab_file, out, num_ops, is_dict=True)
-    with open(codes_path, encoding="utf-8") as f:
-        return sum(1 for line in f if not line.startswith("#version"))
-
-
-def load_bpe(codes_path):
-    from subword_nmt.apply_bpe import BPE
-
-    with open(codes_path, encoding="utf-8") as codes:
-        return BPE(codes)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -425,7 +404,7 @@ def prepare(argv=None):
     # ---- joint BPE on train
     t0 = time.time()
     codes_path = os.path.join(out, "bpe.codes")
-    n_merges = learn_joint_bpe(tokenized["train"][0] + tokenized["train"][1], args.bpe_ops, codes_path)
+    _, n_merges = learn_joint_bpe(tokenized["train"][0] + tokenized["train"][1], args.bpe_ops, codes_path)
     timings["learn_bpe_s"] = round(time.time() - t0, 2)
     log(f"learned {n_merges} joint BPE merges (asked {args.bpe_ops})", start)
     t0 = time.time()

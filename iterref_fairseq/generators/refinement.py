@@ -194,7 +194,7 @@ class IterativeRefinementDecoder:
         rows = state.tokens.size(0)
         steps = torch.ones(rows, dtype=torch.long, device=src_tokens.device)
         done = torch.zeros(rows, dtype=torch.bool, device=src_tokens.device)
-        history = [state] if self.retain_history else None
+        history = [state._replace(hidden=None)] if self.retain_history else None
         window = [state.tokens]
 
         for _ in range(self.max_iter - 1):
@@ -204,13 +204,14 @@ class IterativeRefinementDecoder:
             sub_enc = encoder_out if active.numel() == rows else model.reorder_encoder_out(encoder_out, active)
             new_rows = model.refine(sub_enc, state.select(active))
             if not self.force_max_iter:
-                converged = self._converged([w.index_select(0, active) for w in window], new_rows.tokens)
+                needed = window[-1:] if self.stop_criterion == "unchanged" else window
+                converged = self._converged([w.index_select(0, active) for w in needed], new_rows.tokens)
                 done[active] = converged
             state = state.scatter(active, new_rows)
             steps[active] += 1
             window = (window + [state.tokens])[-self.jaccard_window:]
             if history is not None:
-                history.append(state)
+                history.append(state._replace(hidden=None))  # only tokens and scores are reported
 
         ids = sample.get("id")
         return [
