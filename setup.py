@@ -14,6 +14,15 @@ setup(
         "console_scripts": [
             "iterref-prepare-bible=iterref_fairseq.cli.prepare_bible:main",
             "iterref-benchmark-decode=iterref_fairseq.cli.benchmark_decode:main",
+            "iterref-make-star-graphs=iterref_fairseq.cli.make_star_graphs:main",
+            "iterref-flexmdm-order=iterref_fairseq.cli.flexmdm_order:main",
+            "iterref-flexmdm-molecules=iterref_fairseq.cli.flexmdm_molecules:main",
+            "iterref-train-policy=iterref_fairseq.cli.train_policy:main",
+            "iterref-plot-orders=iterref_fairseq.cli.plot_orders:main",
+            "iterref-benchmark-masked=iterref_fairseq.cli.benchmark_masked:main",
+            "iterref-generate-molecules=iterref_fairseq.cli.generate_molecules:main",
+            "iterref-evaluate-molecules=iterref_fairseq.cli.evaluate_molecules:main",
+            "iterref-plot-molecules=iterref_fairseq.cli.plot_molecules:main",
         ]
     },
 )

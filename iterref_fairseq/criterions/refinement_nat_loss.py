@@ -18,6 +18,8 @@ from fairseq import metrics
 from fairseq.criterions import FairseqCriterion, register_criterion
 from fairseq.dataclass import FairseqDataclass
 
+from .logging_utils import log_means
+
 
 @dataclass
 class RefinementNATLossConfig(FairseqDataclass):
@@ -31,13 +33,24 @@ class RefinementNATLossConfig(FairseqDataclass):
         default=False,
         metadata={"help": "LVM term uses a sample of the previous output instead of its argmax (thesis Table 3.4)"},
     )
+    lvm_input: str = field(
+        default="previous",
+        metadata={
+            "help": "what the LVM term of step l is conditioned on: 'previous' = the output of step l-1 whatever "
+            "its input (also after a DAE step; fairseq's iterative NAT does the same), 'chain' = the model's own "
+            "iterate Y^{l-1} of Eq. 3.4 (where a DAE step replaced step l-1, Y^{l-1} is still computed, without "
+            "gradient)",
+            "choices": ["chain", "previous"],
+        },
+    )
     label_smoothing: float = field(default=0.0, metadata={"help": "label smoothing epsilon (the thesis uses none)"})
     length_loss_factor: float = field(default=1.0, metadata={"help": "weight of the length-prediction loss"})
 
 
 @register_criterion("refinement_nat_loss", dataclass=RefinementNATLossConfig)
 class RefinementNATLoss(FairseqCriterion):
-    def __init__(self, task, train_steps, dae_prob, stochastic_approx, label_smoothing, length_loss_factor):
+    def __init__(self, task, train_steps, dae_prob, stochastic_approx, lvm_input, label_smoothing,
+                 length_loss_factor):
         super().__init__(task)
         if train_steps < 1:
             raise ValueError(f"--train-steps must be >= 1, got {train_steps}")
@@ -46,6 +59,9 @@ class RefinementNATLoss(FairseqCriterion):
         self.train_steps = train_steps
         self.dae_prob = dae_prob
         self.stochastic = stochastic_approx
+        if lvm_input not in ("chain", "previous"):
+            raise ValueError(f"--lvm-input must be 'chain' or 'previous', got {lvm_input!r}")
+        self.lvm_input = lvm_input
         self.eps = label_smoothing
         self.length_loss_factor = length_loss_factor
 
@@ -69,6 +85,7 @@ class RefinementNATLoss(FairseqCriterion):
             dae_prob=self.dae_prob if training else 0.0,
             stochastic=self.stochastic and training,
             corrupt=self.task.corrupt if training else None,
+            lvm_input=self.lvm_input,
         )
         loss = 0.0
         logging_output = {"nsentences": sample["target"].size(0), "sample_size": 1, "count": 1}
@@ -97,25 +114,13 @@ class RefinementNATLoss(FairseqCriterion):
 
     @staticmethod
     def reduce_metrics(logging_outputs) -> None:
-        # every logging output carries count = 1, so sums over outputs (fairseq sums them across ranks and
-        # gradient-accumulation steps) divided by the summed count are means
-        n = sum(log.get("count", 0) for log in logging_outputs)
-        if n == 0:
+        # every logging output carries count = 1: log_means divides the sums by the summed count
+        if not log_means(logging_outputs, ("loss", "nll_loss", "length_loss", "length_acc")):
             return
-
-        def mean(key):
-            return sum(log.get(key, 0.0) for log in logging_outputs) / n
-
-        metrics.log_scalar("loss", mean("loss"), 1, round=3)
-        metrics.log_scalar("nll_loss", mean("nll_loss"), 1, round=3)
-        metrics.log_scalar("length_loss", mean("length_loss"), 1, round=3)
-        metrics.log_scalar("length_acc", mean("length_acc"), 1, round=3)
         steps = sum(log.get("refine_steps", 0) for log in logging_outputs)
         if steps:
             metrics.log_scalar("dae_frac", sum(log.get("dae_steps", 0) for log in logging_outputs) / steps, 1, round=3)
-        keys = sorted({k for log in logging_outputs for k in log if k.startswith("nll_step")})
-        for key in keys:
-            metrics.log_scalar(key, mean(key), 1, round=3)
+        log_means(logging_outputs, sorted({k for log in logging_outputs for k in log if k.startswith("nll_step")}))
 
     @staticmethod
     def logging_outputs_can_be_summed() -> bool:

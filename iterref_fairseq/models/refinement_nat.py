@@ -79,6 +79,7 @@ class RefinementNATModel(BaseFairseqModel):
             return NATDecoderStack(
                 args.decoder_layers, dim, args.decoder_ffn_embed_dim, args.decoder_attention_heads,
                 args.dropout, args.attention_dropout, not args.no_positional_attention, args.decoder_residual,
+                args.highway_gate_bias,
             )
 
         self.decoder_initial = stack()
@@ -95,6 +96,12 @@ class RefinementNATModel(BaseFairseqModel):
         TransformerModel.add_args(parser)
         parser.add_argument("--decoder-residual", action="store_true",
                             help="use residual connections in the decoders instead of highway layers (ablation)")
+        parser.add_argument("--refine-input", choices=["both", "embedding", "hidden"],
+                            help="decoder-2 input: embedding of the previous output plus its final hidden states "
+                                 "(both, the thesis's choice and the default), or only one of the two (ablation)")
+        parser.add_argument("--highway-gate-bias", type=float, metavar="B",
+                            help="initial bias of the highway transform gates (default 0; a negative value makes "
+                                 "each sublayer start by carrying its input, see modules/highway.py)")
         parser.add_argument("--no-positional-attention", action="store_true",
                             help="remove the positional-attention sublayer from the decoders (ablation)")
         parser.add_argument("--max-length-offset", type=int, metavar="N",
@@ -201,10 +208,18 @@ class RefinementNATModel(BaseFairseqModel):
         hidden = self.decoder_initial(x, ~tgt_mask, pos, memory, mem_mask)
         return self._output(hidden), hidden
 
+    def _refine_input(self, prev_tokens: torch.Tensor, prev_hidden: torch.Tensor) -> torch.Tensor:
+        """Decoder-2 input from the previous step (``--refine-input``; reference code ``--next_dec_input``)."""
+        mode = self.args.refine_input
+        if mode == "hidden":
+            return prev_hidden
+        x = self.embed_scale * self.embed_tgt(prev_tokens)
+        return x + prev_hidden if mode == "both" else x
+
     def decode_refine(self, encoder_out: Dict, prev_tokens: torch.Tensor, prev_hidden: torch.Tensor,
                       tgt_mask: torch.Tensor):
         """Decoder 2: input = embedding of the previous output + previous final hidden states."""
-        x = self.embed_scale * self.embed_tgt(prev_tokens) + prev_hidden
+        x = self._refine_input(prev_tokens, prev_hidden)
         x, pos = self._with_positions(x)
         memory, mem_mask = self._encoder_memory(encoder_out)
         hidden = self.decoder_refine(x, ~tgt_mask, pos, memory, mem_mask)
@@ -221,6 +236,7 @@ class RefinementNATModel(BaseFairseqModel):
         dae_prob: float = 0.5,
         stochastic: bool = False,
         corrupt: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
+        lvm_input: str = "previous",
         **unused,
     ) -> Dict:
         """Runs the ``train_steps`` conditionals of Eq. (3.4) and returns the loss spec.
@@ -233,6 +249,8 @@ class RefinementNATModel(BaseFairseqModel):
             raise ValueError("refinement_nat.forward needs tgt_tokens (training targets)")
         if train_steps < 1:
             raise ValueError(f"train_steps (itrain) must be >= 1, got {train_steps}")
+        if lvm_input not in ("chain", "previous"):
+            raise ValueError(f"lvm_input must be 'chain' or 'previous', got {lvm_input!r}")
         target = tgt_tokens.masked_fill(tgt_tokens.eq(self.eos), self.pad)
         tgt_mask = target.ne(self.pad)
         encoder_out = self.encode(src_tokens, src_lengths)
@@ -241,19 +259,36 @@ class RefinementNATModel(BaseFairseqModel):
 
         logits, hidden = self.decode_initial(encoder_out, src_tokens, tgt_mask)
         steps = [{"logits": logits, "target": target, "mask": tgt_mask, "input": "copy"}]
-        for _ in range(train_steps - 1):
+        # the model's own chain Y^0, Y^1, ...: the LVM term of step l is conditioned on Y^{l-1}
+        chain_tokens = self._chain_tokens(logits, stochastic).masked_fill(~tgt_mask, self.pad)
+        chain_hidden = hidden.detach()
+        for step in range(1, train_steps):
             use_dae = corrupt is not None and float(torch.rand(())) < dae_prob
-            if use_dae:
-                prev = corrupt(target)
-            elif stochastic:
-                probs = F.softmax(logits.detach().float(), dim=-1)
-                prev = torch.multinomial(probs.view(-1, probs.size(-1)), 1).view_as(target)
-            else:
-                prev = logits.detach().argmax(-1)
-            prev = prev.masked_fill(~tgt_mask, self.pad)
-            logits, hidden = self.decode_refine(encoder_out, prev, hidden.detach(), tgt_mask)
-            steps.append({"logits": logits, "target": target, "mask": tgt_mask, "input": "dae" if use_dae else "lvm"})
+            if not use_dae:
+                logits, hidden = self.decode_refine(encoder_out, chain_tokens, chain_hidden, tgt_mask)
+                steps.append({"logits": logits, "target": target, "mask": tgt_mask, "input": "lvm"})
+                chain_tokens = self._chain_tokens(logits, stochastic).masked_fill(~tgt_mask, self.pad)
+                chain_hidden = hidden.detach()
+                continue
+            noisy = corrupt(target).masked_fill(~tgt_mask, self.pad)
+            logits, hidden = self.decode_refine(encoder_out, noisy, chain_hidden, tgt_mask)
+            steps.append({"logits": logits, "target": target, "mask": tgt_mask, "input": "dae"})
+            if lvm_input == "previous":  # next step continues from the DAE step's output
+                chain_tokens = self._chain_tokens(logits, stochastic).masked_fill(~tgt_mask, self.pad)
+                chain_hidden = hidden.detach()
+            elif step < train_steps - 1:  # advance the model's own chain past Y^{l-1} without gradient
+                with torch.no_grad():
+                    chain_logits, chain_hidden = self.decode_refine(encoder_out, chain_tokens, chain_hidden, tgt_mask)
+                chain_tokens = self._chain_tokens(chain_logits, stochastic).masked_fill(~tgt_mask, self.pad)
         return {"steps": steps, "length": {"logits": length_logits, "target": length_target}}
+
+    @staticmethod
+    def _chain_tokens(logits: torch.Tensor, stochastic: bool) -> torch.Tensor:
+        """Y^l from the logits (B, T, V) of step l: argmax, or a sample (stochastic approximation)."""
+        if not stochastic:
+            return logits.detach().argmax(-1)
+        probs = F.softmax(logits.detach().float(), dim=-1)
+        return torch.multinomial(probs.view(-1, probs.size(-1)), 1).view(logits.shape[:-1])
 
     # ------------------------------------------------------------------ decoding hooks
     def _state(self, logits: torch.Tensor, hidden: torch.Tensor, tgt_mask: torch.Tensor) -> RefinementState:
@@ -294,6 +329,8 @@ def refinement_nat_base(args):
     args.attention_dropout = getattr(args, "attention_dropout", 0.0)
     args.decoder_residual = getattr(args, "decoder_residual", False)
     args.no_positional_attention = getattr(args, "no_positional_attention", False)
+    args.refine_input = getattr(args, "refine_input", None) or "both"
+    args.highway_gate_bias = getattr(args, "highway_gate_bias", None) or 0.0
     args.max_length_offset = getattr(args, "max_length_offset", 20) or 20
     args.max_source_positions = getattr(args, "max_source_positions", 1024)
     args.max_target_positions = getattr(args, "max_target_positions", 1024)

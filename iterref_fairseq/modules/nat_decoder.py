@@ -27,6 +27,7 @@ class NATDecoderLayer(nn.Module):
         attention_dropout: float = 0.0,
         positional_attention: bool = True,
         residual: bool = False,
+        gate_bias: float = 0.0,
     ):
         super().__init__()
         self.dropout = dropout
@@ -36,7 +37,7 @@ class NATDecoderLayer(nn.Module):
         self.ffn = nn.Sequential(nn.Linear(dim, ffn_dim), nn.ReLU(), nn.Dropout(dropout), nn.Linear(ffn_dim, dim))
         n_sub = 4 if positional_attention else 3
         self.norms = nn.ModuleList([nn.LayerNorm(dim) for _ in range(n_sub)])
-        self.connections = nn.ModuleList([HighwayConnection(dim, residual) for _ in range(n_sub)])
+        self.connections = nn.ModuleList([HighwayConnection(dim, residual, gate_bias) for _ in range(n_sub)])
 
     def _sub(self, i: int, x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
         return self.connections[i](x, F.dropout(f, self.dropout, self.training))
@@ -82,11 +83,14 @@ class NATDecoderStack(nn.Module):
         attention_dropout: float = 0.0,
         positional_attention: bool = True,
         residual: bool = False,
+        gate_bias: float = 0.0,
     ):
         super().__init__()
         self.layers = nn.ModuleList(
             [
-                NATDecoderLayer(dim, ffn_dim, heads, dropout, attention_dropout, positional_attention, residual)
+                NATDecoderLayer(
+                    dim, ffn_dim, heads, dropout, attention_dropout, positional_attention, residual, gate_bias
+                )
                 for _ in range(layers)
             ]
         )

@@ -9,10 +9,19 @@ Decoding flags (task-level because fairseq's generation config is fixed):
 fairseq's ``--iter-decode-max-iter`` (idec), ``--iter-decode-force-max-iter``, ``--iter-decode-with-beam``,
 ``--retain-iter-history`` and ``--print-step`` keep their meaning (see generators/refinement.py for the
 one difference: idec counts the initial decoder pass).
+
+Models that set ``iterref_generator = "generalized"`` (the masked translation model) are decoded by the
+generalized generator of thesis chapter 4 (``generators/generalized.py``) with the flags
+``--decoding-strategy``, ``--strategy-weights``, ``--strategy-temperature``, ``--decoding-budget``,
+``--tokens-per-step``, ``--length-candidates``, ``--length-from``, ``--position-beam``, ``--rescore-path``,
+``--policy-path``, ``--decoding-seed`` and fairseq's ``--beam`` (K = K''), ``--retain-iter-history``,
+``--print-step``; see examples/masked_translation/README.md.
 """
 import logging
 from dataclasses import dataclass, field
+from typing import Optional
 
+import numpy as np
 import torch
 from fairseq.dataclass import ChoiceEnum
 from fairseq.tasks import register_task
@@ -20,6 +29,7 @@ from fairseq.tasks.translation import TranslationConfig, TranslationTask
 
 from ..data.corruption import corrupt_tokens
 from ..generators.refinement import STOP_CRITERIA, IterativeRefinementDecoder
+from ..generators.strategies import STRATEGY_REGISTRY
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +53,35 @@ class TranslationRefineConfig(TranslationConfig):
     oracle_length: bool = field(
         default=False, metadata={"help": "decode with the reference target length (thesis Table 3.5)"}
     )
+    # ---- generalized generation (masked translation model, thesis chapter 4)
+    decoding_strategy: str = field(
+        default="left2right",
+        metadata={"help": "coordinate selection: " + ", ".join(sorted(STRATEGY_REGISTRY))},
+    )
+    strategy_weights: Optional[str] = field(
+        default=None, metadata={"help": "alpha_negent,alpha_logp,alpha_pos of the log-linear strategy (Eq. 4.2)"}
+    )
+    strategy_temperature: float = field(default=1.0, metadata={"help": "tau of Eq. 4.2"})
+    decoding_budget: str = field(
+        default="L", metadata={"help": "T: L or 2L (linear time) or a number of steps (constant time)"}
+    )
+    tokens_per_step: ChoiceEnum(["one", "ceil", "anneal"]) = field(
+        default="one", metadata={"help": "o_t: one position per step, ceil(L/T), or annealed L -> 1"}
+    )
+    length_candidates: int = field(default=1, metadata={"help": "number of length candidates per sentence"})
+    length_from: ChoiceEnum(["model", "train-stats"]) = field(
+        default="model",
+        metadata={"help": "length candidates from the model's length head or the most frequent target lengths "
+                          "for the source length in the training data (Table 4.1)"},
+    )
+    position_beam: int = field(default=1, metadata={"help": "K': positions tried per hypothesis and step"})
+    rescore_path: Optional[str] = field(
+        default=None, metadata={"help": "autoregressive fairseq checkpoint that picks among length candidates"}
+    )
+    policy_path: Optional[str] = field(
+        default=None, metadata={"help": "policy file for --decoding-strategy learned (iterref-train-policy)"}
+    )
+    decoding_seed: int = field(default=1, metadata={"help": "seed of the uniform strategy's random order"})
 
 
 @register_task("translation_refine", dataclass=TranslationRefineConfig)
@@ -55,6 +94,9 @@ class TranslationRefineTask(TranslationTask):
         return corrupt_tokens(target, d.pad(), self.cfg.corruption_prob, d.nspecial, len(d))
 
     def build_generator(self, models, args, seq_gen_cls=None, extra_gen_cls_kwargs=None, **kwargs):
+        # models declare their generator (a hook, never a class-name test)
+        if models and getattr(models[0], "iterref_generator", None) == "generalized":
+            return self.build_generalized_generator(models, args)
         if getattr(args, "iter_decode_with_external_reranker", False):
             raise ValueError("--iter-decode-with-external-reranker is not supported by translation_refine")
         max_positions = [m.max_decoder_positions() for m in models if hasattr(m, "max_decoder_positions")]
@@ -69,6 +111,42 @@ class TranslationRefineTask(TranslationTask):
             oracle_length=self.cfg.oracle_length,
             retain_history=getattr(args, "retain_iter_history", False),
             max_len=min(max_positions) if max_positions else 1024,
+        )
+
+    def build_generalized_generator(self, models, args):
+        from ..generators.generalized import ARRescorer, GeneralizedDecoder, LengthStatistics
+        from ..generators.strategies import build_strategy, parse_weights
+
+        cfg = self.cfg
+        strategy = build_strategy(cfg.decoding_strategy, parse_weights(cfg.strategy_weights),
+                                  cfg.strategy_temperature, cfg.decoding_seed, cfg.policy_path)
+        stats = None
+        if cfg.length_from == "train-stats":
+            if "train" not in self.datasets:
+                try:
+                    self.load_dataset("train")
+                except FileNotFoundError as err:
+                    raise ValueError(f"--length-from train-stats needs the training split in {cfg.data}: {err}") \
+                        from None
+            train = self.datasets["train"]
+            # sizes count the EOS symbol
+            stats = LengthStatistics(np.asarray(train.src_sizes) - 1, np.asarray(train.tgt_sizes) - 1)
+        rescorer = None
+        if cfg.rescore_path:
+            import os
+
+            if not os.path.isfile(cfg.rescore_path):
+                raise ValueError(f"--rescore-path: file not found: {cfg.rescore_path}")
+            data = cfg.data.split(os.pathsep)[0]
+            rescorer = ARRescorer(cfg.rescore_path, data, self.target_dictionary,
+                                  use_cuda=torch.cuda.is_available() and not getattr(args, "cpu", False))
+        max_positions = [m.max_decoder_positions() for m in models if hasattr(m, "max_decoder_positions")]
+        return GeneralizedDecoder(
+            self.target_dictionary, strategy, budget=cfg.decoding_budget, tokens_per_step=str(cfg.tokens_per_step),
+            beam=getattr(args, "beam", 1), position_beam=cfg.position_beam,
+            length_candidates=cfg.length_candidates, length_stats=stats, oracle_length=cfg.oracle_length,
+            rescorer=rescorer, retain_history=getattr(args, "retain_iter_history", False),
+            max_len=min(max_positions) if max_positions else 256,
         )
 
     def inference_step(self, generator, models, sample, prefix_tokens=None, constraints=None):

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Masked translation on a CPU: German<->English Bible text, masked_translation_tiny, then the decoding benchmark
+# (a small version of thesis Tables 4.1-4.3) and the generation-order plots (Fig. 4.1-4.3).
+#
+#   1. prepare the Bible data (examples/refinement_nat/prepare-bible-de-en.sh: Acts = test, Hebrews = valid)
+#   2. train a tiny autoregressive transformer (AR baseline and rescorer, de->en)
+#   3. train masked_translation_tiny with --translation-directions both (one model, both directions)
+#   4. train a coordinate-selection policy with PPO (iterref-train-policy)
+#   5. iterref-benchmark-masked on the first BENCH_SENTENCES test sentences -> OUT/masked.json, OUT/masked.md
+#   6. iterref-plot-orders -> OUT/plots/{orders,energy}.png
+#
+# Every stage is skipped when its output exists, so an interrupted run resumes. Knobs (environment):
+#   OUT (work/masked), TRAIN_PAIRS (0 = all), MAX_TOKENS_PER_SIDE (40), BPE_OPS (6000), AR_MINUTES (7),
+#   MT_MINUTES (20), POLICY_ITERS (100), BENCH_SENTENCES (100), SYSTEMS (the benchmark's default grid), PYTHON
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+source examples/common.sh
+OUT=${OUT:-work/masked}
+TRAIN_PAIRS=${TRAIN_PAIRS:-0}
+MAX_TOKENS_PER_SIDE=${MAX_TOKENS_PER_SIDE:-40}
+BPE_OPS=${BPE_OPS:-6000}
+AR_MINUTES=${AR_MINUTES:-7}
+MT_MINUTES=${MT_MINUTES:-20}
+POLICY_ITERS=${POLICY_ITERS:-100}
+BENCH_SENTENCES=${BENCH_SENTENCES:-100}
+PYTHON=${PYTHON:-python}
+USER_DIR=$PWD/iterref_fairseq
+DATA=$OUT/bible
+mkdir -p "$OUT"
+log() { echo "[masked $(date +%H:%M:%S)] $*" >&2; }
+
+bible_data_stage "1/6 preparing Bible de-en data into $DATA"
+ar_teacher_stage "2/6 training the AR baseline / rescorer for $AR_MINUTES minutes"
+
+if [ ! -f "$OUT/mt/checkpoint_last.pt" ]; then
+  log "3/6 training masked_translation_tiny (both directions) for $MT_MINUTES minutes"
+  fairseq-train "$DATA/bin" --user-dir "$USER_DIR" --task translation_refine --arch masked_translation_tiny \
+    --criterion masked_translation_loss --translation-directions both --length-loss-factor 0.1 \
+    --optimizer adam --adam-betas '(0.9,0.98)' --lr 1e-3 --lr-scheduler inverse_sqrt --warmup-updates 300 \
+    --dropout 0.1 --max-tokens 4096 --max-update 100000 --stop-time-hours "$(hours "$MT_MINUTES")" --cpu --seed 1 \
+    --save-dir "$OUT/mt" --no-epoch-checkpoints --save-interval-updates 200 --keep-interval-updates 1 \
+    --disable-validation --log-format simple --log-interval 50
+fi
+
+if [ ! -f "$OUT/policy.pt" ]; then
+  log "4/6 training the coordinate-selection policy (PPO, $POLICY_ITERS iterations)"
+  iterref-train-policy --data "$DATA/bin" --path "$OUT/mt/checkpoint_last.pt" --out "$OUT/policy.pt" \
+    --iterations "$POLICY_ITERS" --generation-batch 16 --buffer-size 1000 --update-batch 32 --gamma 0.9 \
+    --history 0 --hidden-dim 256 --lr 1e-4 --max-pairs 5000 --cpu
+fi
+
+log "5/6 benchmark: strategies x budgets x beams on the first $BENCH_SENTENCES test sentences"
+SYSTEMS_ARGS=()
+if [ -n "${SYSTEMS:-}" ]; then SYSTEMS_ARGS=(--systems "$SYSTEMS"); fi
+iterref-benchmark-masked --data "$DATA/bin" --path "$OUT/mt/checkpoint_last.pt" --ar "$OUT/ar/checkpoint_last.pt" \
+  --policy-path "$OUT/policy.pt" --refs "$DATA/test.ref.en.k" "$DATA/test.ref.en.4" "$DATA/test.ref.en.3" \
+  --target-lang en --max-sentences "$BENCH_SENTENCES" --batch-size 32 --cpu "${SYSTEMS_ARGS[@]}" \
+  --save-hypotheses "$OUT/hypotheses" --out "$OUT/masked.json"
+
+log "6/6 generation orders and energies"
+iterref-plot-orders --data "$DATA/bin" --path "$OUT/mt/checkpoint_last.pt" --subset test --max-sentences 100 \
+  --strategies uniform,left2right,least2most,easy-first,hard-first,learned --policy-path "$OUT/policy.pt" \
+  --out-dir "$OUT/plots" --cpu
+log "done: $OUT/masked.md, $OUT/masked.json, $OUT/plots/"

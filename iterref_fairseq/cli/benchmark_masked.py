@@ -1,0 +1,259 @@
+"""``iterref-benchmark-masked``: decoding strategies x budgets x beams for a masked translation model (Tables 4.1–4.3).
+
+Each *system* is written ``STRATEGY/BUDGET/TOKENS/bK/LENGTHS[/ar]``:
+
+* STRATEGY: a registered strategy (uniform, left2right, least2most, easy-first, hard-first, loglinear, learned);
+* BUDGET: ``L`` or ``2L`` (linear time) or a number of steps T (constant time);
+* TOKENS: o_t = ``one``, ``ceil`` (⌈L/T⌉) or ``anneal`` (L -> 1);
+* ``bK``: beam K = K″ (K′ = 1 as in the thesis; ``bK.P`` sets K′ = P);
+* LENGTHS: ``lenN`` = N length candidates from the training-set statistics (``lenNm``: from the model's length
+  head), or ``gold`` (reference length);
+* ``/ar``: choose among the length candidates with the autoregressive model ``--ar`` instead of the pseudo
+  log-likelihood (the "*" rows of Table 4.2).
+
+``ar/bK`` is the autoregressive baseline with beam K. All systems decode the first ``--max-sentences`` sentences of
+the split in one run on one machine; BLEU is sacreBLEU against the detokenized reference files (``--refs``, several
+for multi-reference BLEU). Output: JSON (with seed, versions and hardware) and a markdown table next to it.
+
+Example (after examples/masked_translation/train-bible-tiny.sh)::
+
+    iterref-benchmark-masked --data work/mt/bible/bin --path work/mt/mt/checkpoint_last.pt \\
+        --ar work/mt/ar/checkpoint_last.pt --refs work/mt/bible/test.ref.en.k work/mt/bible/test.ref.en.4 \\
+        --systems "ar/b1,ar/b4,left2right/L/one/b1/len4,easy-first/L/one/b4/len4/ar" --out results/masked.json
+"""
+import argparse
+import json
+import logging
+import os
+import platform
+import sys
+import time
+from typing import Dict, List, Optional
+
+import torch
+
+from .plot_orders import iterate_batches
+
+logger = logging.getLogger("iterref.benchmark_masked")
+
+DEFAULT_SYSTEMS = ",".join(
+    ["ar/b1", "ar/b4"]
+    # Table 4.2: linear time, beam 1 and 4, four length candidates
+    + [f"{s}/L/one/b{b}/len4" for s in ("uniform", "left2right", "least2most", "easy-first", "hard-first")
+       for b in (1, 4)]
+    + [f"{s}/2L/one/b1/len4" for s in ("left2right", "least2most", "easy-first")]
+    # Table 4.2 "*" rows: AR rescoring of the length candidates
+    + ["left2right/L/one/b4/len4/ar", "easy-first/L/one/b4/len4/ar"]
+    # Table 4.3: constant time
+    + [f"{s}/{t}/{o}/b1/len4" for s in ("left2right", "least2most", "easy-first") for t in (10, 20)
+       for o in ("ceil", "anneal")]
+    + ["least2most/10/anneal/b1/len4/ar"]
+    # Table 4.1: number of length candidates vs gold length
+    + [f"easy-first/L/one/b1/len{n}" for n in (1, 2, 3)] + ["easy-first/L/one/b1/gold", "easy-first/L/one/b1/len4m"]
+)
+
+
+def parse_system(spec: str) -> Dict:
+    """'easy-first/L/one/b4/len4/ar' -> dict of generator settings; raises ValueError with the expected form."""
+    from ..generators.generalized import TOKENS_PER_STEP, parse_budget
+    from ..generators.strategies import STRATEGY_REGISTRY
+
+    parts = spec.strip().split("/")
+    form = "STRATEGY/BUDGET/TOKENS/bK/LENGTHS[/ar] or ar/bK"
+    if parts[0] == "ar":
+        if len(parts) != 2 or not parts[1].startswith("b") or not parts[1][1:].isdigit():
+            raise ValueError(f"bad system {spec!r}; expected {form}")
+        return {"kind": "ar", "beam": int(parts[1][1:]), "label": f"AR b={parts[1][1:]}"}
+    if len(parts) not in (5, 6) or (len(parts) == 6 and parts[5] != "ar"):
+        raise ValueError(f"bad system {spec!r}; expected {form}")
+    strategy, budget, tokens, beam, lengths = parts[:5]
+    if strategy not in STRATEGY_REGISTRY:
+        raise ValueError(f"bad system {spec!r}: unknown strategy {strategy!r}")
+    parse_budget(budget)
+    if tokens not in TOKENS_PER_STEP:
+        raise ValueError(f"bad system {spec!r}: tokens per step must be one of {TOKENS_PER_STEP}")
+    try:
+        k, _, kp = beam[1:].partition(".")
+        k, kp = int(k), int(kp or 1)
+    except ValueError:
+        raise ValueError(f"bad system {spec!r}: beam must look like b4 or b4.2") from None
+    oracle = lengths == "gold"
+    from_model = lengths.endswith("m")
+    n_len = 1 if oracle else int(lengths[3:].rstrip("m") or 0) if lengths.startswith("len") else 0
+    if n_len < 1:
+        raise ValueError(f"bad system {spec!r}: lengths must be lenN, lenNm or gold")
+    return {"kind": "masked", "strategy": strategy, "budget": budget, "tokens_per_step": tokens, "beam": k,
+            "position_beam": kp, "length_candidates": n_len, "oracle_length": oracle,
+            "length_from": "model" if from_model else "train-stats", "rescore": len(parts) == 6, "label": spec}
+
+
+def read_refs(paths: List[str], n: int) -> List[List[str]]:
+    refs = []
+    for p in paths:
+        with open(p, encoding="utf-8") as f:
+            lines = [line.rstrip("\n") for line in f]
+        if len(lines) < n:
+            raise ValueError(f"reference file {p} has {len(lines)} lines, fewer than the {n} sentences decoded")
+        refs.append(lines[:n])
+    return refs
+
+
+def run(args) -> Dict:
+    import numpy as np
+    import sacrebleu
+
+    from ..generators.generalized import ARRescorer, GeneralizedDecoder, LengthStatistics
+    from ..generators.strategies import build_strategy
+    from .benchmark_decode import detokenize, hardware
+    from .plot_orders import load_masked_model
+
+    systems = [parse_system(s) for s in args.systems.split(",") if s.strip()]
+    use_cuda = torch.cuda.is_available() and not args.cpu
+    model, task = load_masked_model(args.data, args.path, args.source_lang, args.target_lang, cpu=not use_cuda)
+    ar_model = ar_task = rescorer = None
+    if any(s["kind"] == "ar" or s.get("rescore") for s in systems):
+        if not args.ar:
+            raise ValueError("systems ar/bK and .../ar need --ar (an autoregressive fairseq checkpoint)")
+        from fairseq import checkpoint_utils
+
+        models, _, ar_task = checkpoint_utils.load_model_ensemble_and_task([args.ar],
+                                                                          arg_overrides={"data": args.data})
+        ar_model = models[0].eval()
+        if use_cuda:
+            ar_model.cuda()
+        rescorer = ARRescorer(args.ar, args.data, task.target_dictionary, use_cuda=use_cuda)
+    task.load_dataset("train")
+    train = task.datasets["train"]
+    stats = LengthStatistics(np.asarray(train.src_sizes) - 1, np.asarray(train.tgt_sizes) - 1)
+    n_total = len(task.dataset(args.subset)) if args.subset in task.datasets else None
+    rows = []
+    for sys_cfg in systems:
+        hyps, seconds, steps, n_src = {}, 0.0, [], 0
+        if sys_cfg["kind"] == "ar":
+            from fairseq.sequence_generator import SequenceGenerator
+
+            gen = SequenceGenerator([ar_model], ar_task.target_dictionary, beam_size=sys_cfg["beam"],
+                                    max_len_a=1.2, max_len_b=10)
+            run_task, run_model = ar_task, ar_model
+        else:
+            strategy = build_strategy(sys_cfg["strategy"], seed=args.seed, policy_path=args.policy_path)
+            gen = GeneralizedDecoder(
+                task.target_dictionary, strategy, budget=sys_cfg["budget"],
+                tokens_per_step=sys_cfg["tokens_per_step"], beam=sys_cfg["beam"],
+                position_beam=sys_cfg["position_beam"], length_candidates=sys_cfg["length_candidates"],
+                length_stats=None if sys_cfg["length_from"] == "model" else stats,
+                oracle_length=sys_cfg["oracle_length"], rescorer=rescorer if sys_cfg["rescore"] else None,
+                max_len=model.max_decoder_positions())
+            run_task, run_model = task, model
+        for sample in iterate_batches(run_task, args.subset, args.batch_size, args.max_sentences):
+            if use_cuda:
+                from fairseq import utils
+
+                sample = utils.move_to_cuda(sample)
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            with torch.no_grad():
+                out = gen.generate([run_model], sample)
+            if use_cuda:
+                torch.cuda.synchronize()
+            seconds += time.perf_counter() - start
+            src = sample["net_input"]["src_tokens"]
+            n_src += int((src.ne(task.source_dictionary.pad()) & src.ne(task.source_dictionary.eos())).sum())
+            for i, sid in enumerate(sample["id"].tolist()):
+                hyps[sid] = out[i][0]["tokens"].cpu()
+                if "steps" in out[i][0]:
+                    steps.append(out[i][0]["steps"])
+        n = len(hyps)
+        text = detokenize(task, hyps, args.target_lang or task.cfg.target_lang)
+        row = {"system": sys_cfg["label"], **{k: v for k, v in sys_cfg.items() if k != "label"},
+               "sentences": n, "seconds": round(seconds, 3), "sentences_per_s": n / max(seconds, 1e-9),
+               "src_tokens_per_s": n_src / max(seconds, 1e-9),
+               "mean_passes": (sum(steps) / len(steps)) if steps else None}
+        if args.refs:
+            refs = read_refs(args.refs, max(hyps) + 1)
+            refs = [[r[i] for i in sorted(hyps)] for r in refs]
+            row["bleu"] = sacrebleu.corpus_bleu(text, refs).score
+        if args.save_hypotheses:
+            os.makedirs(args.save_hypotheses, exist_ok=True)
+            with open(os.path.join(args.save_hypotheses, sys_cfg["label"].replace("/", "_") + ".txt"), "w") as f:
+                f.write("\n".join(text) + "\n")
+        rows.append(row)
+        logger.info("%s: BLEU %s, %.2f sentences/s, mean passes %s", row["system"], row.get("bleu"),
+                    row["sentences_per_s"], row["mean_passes"])
+    base = next((r for r in rows if r["system"] == "AR b=1"), None)
+    for r in rows:
+        r["speedup_vs_ar_b1"] = (r["src_tokens_per_s"] / base["src_tokens_per_s"]) if base else None
+    import fairseq
+
+    return {"rows": rows, "data": args.data, "subset": args.subset, "max_sentences": args.max_sentences,
+            "subset_size": n_total, "batch_size": args.batch_size, "path": args.path, "ar": args.ar,
+            "refs": args.refs, "seed": args.seed, "torch": str(torch.__version__), "fairseq": fairseq.__version__,
+            "python": platform.python_version(), "hardware": hardware()}
+
+
+def markdown(result: Dict) -> str:
+    def fmt(x, spec):
+        return "-" if x is None else format(x, spec)
+
+    lines = ["| system | strategy | T | o_t | K | lengths | final choice | BLEU | passes | sent/s | speed vs AR b=1 |",
+             "|" + "---|" * 11]
+    for r in result["rows"]:
+        if r["kind"] == "ar":
+            lines.append(f"| {r['system']} | AR | - | - | {r['beam']} | - | - | {fmt(r.get('bleu'), '.2f')} | - | "
+                         f"{r['sentences_per_s']:.2f} | {fmt(r['speedup_vs_ar_b1'], '.2f')} |")
+            continue
+        lengths = "gold" if r["oracle_length"] else f"{r['length_candidates']} ({r['length_from']})"
+        lines.append(
+            f"| {r['system']} | {r['strategy']} | {r['budget']} | {r['tokens_per_step']} | {r['beam']} | {lengths} | "
+            f"{'AR rescoring' if r['rescore'] else 'pseudo log-lik.'} | {fmt(r.get('bleu'), '.2f')} | "
+            f"{fmt(r['mean_passes'], '.1f')} | {r['sentences_per_s']:.2f} | {fmt(r['speedup_vs_ar_b1'], '.2f')} |")
+    hw = result["hardware"]
+    lines += ["", f"{result['subset']}: first {result['max_sentences']} sentences, batch {result['batch_size']}, "
+                  f"{hw.get('gpu') or hw.get('processor')}, {hw.get('cpu_count')} CPUs; speed = ratio of source "
+                  "tokens/s measured in this run."]
+    return "\n".join(lines)
+
+
+def get_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--data", required=True)
+    p.add_argument("--path", required=True, help="masked_translation checkpoint")
+    p.add_argument("--ar", help="autoregressive fairseq checkpoint (ar/bK systems and /ar rescoring)")
+    p.add_argument("--policy-path", help="policy for the 'learned' strategy")
+    p.add_argument("--refs", nargs="*", help="detokenized reference files (multi-reference BLEU)")
+    p.add_argument("--systems", default=DEFAULT_SYSTEMS, help="comma-separated systems (see above)")
+    p.add_argument("--subset", default="test")
+    p.add_argument("--max-sentences", type=int, default=300, help="decode the first N sentences (0 = all)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--source-lang", "-s")
+    p.add_argument("--target-lang", "-t")
+    p.add_argument("--save-hypotheses", help="directory for the detokenized output of every system")
+    p.add_argument("--out", required=True, help="results JSON; the markdown table goes next to it (.md)")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--cpu", action="store_true")
+    return p
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = get_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s | %(levelname)s | %(name)s | %(message)s",
+                        stream=sys.stderr)
+    torch.manual_seed(args.seed)
+    try:
+        result = run(args)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    with open(args.out, "w") as f:
+        json.dump(result, f, indent=2)
+    table = markdown(result)
+    with open(os.path.splitext(args.out)[0] + ".md", "w") as f:
+        f.write(table + "\n")
+    print(table)
+    print(json.dumps({"summary": {r["system"]: r.get("bleu") for r in result["rows"]}, "out": args.out}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,212 @@
+"""``iterref-plot-orders``: which orders do the decoding strategies generate in? (thesis Fig. 4.1–4.3)
+
+For each strategy it decodes a split with a masked translation model and records, per sentence, the order in
+which positions were written and the energy of every intermediate sequence.
+
+* Generation orders (Fig. 4.1): each sentence's order becomes a 10-dimensional vector: at 10 evenly spaced
+  normalized steps, the normalized position (i / (L − 1)) written at that step (the mean if several). The vectors
+  are clustered by k-means (``--clusters``); the figure draws, per strategy, every cluster's members (thin) and
+  centroid (thick) as position-vs-step curves, with cluster sizes in the legend. Left-to-right decoding is the
+  diagonal.
+* Energy (Fig. 4.2/4.3): the energy of the intermediate sequence after step t,
+  E(Y^t) = −(1/L) Σ_{i filled} log p(y_i | context when written) (the symbol part of Eq. 4.5), averaged over
+  sentences at 20 normalized steps, one curve per strategy.
+
+Outputs in ``--out-dir``: ``orders.png``, ``energy.png`` and ``orders.json`` (centroids, cluster sizes, mean
+energy curves, seed, versions).
+
+Example::
+
+    iterref-plot-orders --data work/mt/bible/bin --path work/mt/mt/checkpoint_last.pt --subset test \\
+        --strategies uniform,left2right,least2most,easy-first,hard-first --max-sentences 200 --out-dir work/mt/plots
+"""
+import argparse
+import json
+import logging
+import os
+import platform
+import sys
+from typing import Dict, Iterator, List, Optional
+
+import numpy as np
+import torch
+
+logger = logging.getLogger("iterref.plot_orders")
+
+
+def load_masked_model(data: str, path: str, source_lang: Optional[str] = None, target_lang: Optional[str] = None,
+                      cpu: bool = True, task_overrides: Optional[Dict] = None):
+    """(model, task) from a masked_translation checkpoint, reading dictionaries from ``data``."""
+    import iterref_fairseq  # noqa: F401
+    from fairseq import checkpoint_utils
+
+    for what, p in (("--data", data), ("--path", path)):
+        if not os.path.exists(p):
+            raise FileNotFoundError(f"{what}: not found: {p}")
+    overrides = {"data": data, **(task_overrides or {})}
+    if source_lang:
+        overrides.update(source_lang=source_lang, target_lang=target_lang)
+    models, _, task = checkpoint_utils.load_model_ensemble_and_task([path], arg_overrides=overrides)
+    model = models[0].eval()
+    if getattr(model, "iterref_generator", None) != "generalized":
+        raise ValueError(f"{path} is not a masked_translation checkpoint")
+    if torch.cuda.is_available() and not cpu:
+        model.cuda()
+    return model, task
+
+
+def iterate_batches(task, subset: str, batch_size: int, max_sentences: int = 0) -> Iterator[Dict]:
+    """fairseq batches (collated by the dataset) of the first ``max_sentences`` sentences of ``subset`` (all if 0),
+    in the dataset's length order so that batches are full and similar in length. Nothing is skipped."""
+    task.load_dataset(subset)
+    ds = task.datasets[subset]
+    limit = max_sentences if max_sentences and max_sentences > 0 else len(ds)
+    order = [int(i) for i in ds.ordered_indices() if i < limit]
+    for start in range(0, len(order), batch_size):
+        yield ds.collater([ds[i] for i in order[start: start + batch_size]])
+    logger.info("decoded %d sentences of %s", len(order), subset)
+
+
+def order_vector(order: List[List[int]], length: int, dims: int = 10) -> np.ndarray:
+    """Normalized position written at ``dims`` evenly spaced normalized steps. Example: L = 3, order
+    [[0], [1], [2]] -> positions 0, .5, 1 sampled at 10 steps -> [0, 0, 0, .5, .5, .5, .5, 1, 1, 1]."""
+    steps = [float(np.mean(o)) / max(length - 1, 1) if o else np.nan for o in order]
+    steps = [s for s in steps if not np.isnan(s)] or [0.0]
+    idx = np.round(np.linspace(0, len(steps) - 1, dims)).astype(int)
+    return np.asarray(steps)[idx]
+
+
+def resample(curve: List[float], points: int = 20) -> np.ndarray:
+    x = np.linspace(0, 1, len(curve)) if len(curve) > 1 else np.zeros(1)
+    return np.interp(np.linspace(0, 1, points), x, np.asarray(curve)) if len(curve) > 1 else np.full(points,
+                                                                                                    curve[0])
+
+
+def cluster_orders(vectors: np.ndarray, k: int, seed: int = 1):
+    """k-means over order vectors (n, 10) -> labels (n,), centroids (k', 10); k' = min(k, n)."""
+    from sklearn.cluster import KMeans
+
+    k = max(1, min(k, len(vectors)))
+    km = KMeans(n_clusters=k, n_init=10, random_state=seed).fit(vectors)
+    return km.labels_, km.cluster_centers_
+
+
+def collect(model, task, strategies: List[str], args) -> Dict[str, Dict]:
+    from ..generators.generalized import GeneralizedDecoder
+    from ..generators.strategies import build_strategy
+
+    results = {}
+    for name in strategies:
+        strategy = build_strategy(name, seed=args.seed, policy_path=args.policy_path)
+        gen = GeneralizedDecoder(task.target_dictionary, strategy, budget=args.budget,
+                                 tokens_per_step=args.tokens_per_step, beam=args.beam,
+                                 oracle_length=args.oracle_length, max_len=model.max_decoder_positions())
+        vectors, energies = [], []
+        for sample in iterate_batches(task, args.subset, args.batch_size, args.max_sentences):
+            if next(model.parameters()).is_cuda:
+                sample = {"id": sample["id"], "target": sample.get("target"),
+                          "net_input": {k: v.cuda() for k, v in sample["net_input"].items()}}
+            for hyps in gen.generate([model], sample):
+                h = hyps[0]
+                if h["length"] >= 2:
+                    vectors.append(order_vector(h["order"], h["length"]))
+                    energies.append(resample(h["energy"]))
+        if not vectors:
+            raise ValueError(f"no translation of {args.subset} has 2 or more tokens; nothing to plot")
+        results[name] = {"vectors": np.stack(vectors), "energy": np.stack(energies)}
+        logger.info("%s: %d orders", name, len(vectors))
+    return results
+
+
+def plot(results: Dict[str, Dict], clusters: int, out_dir: str, seed: int) -> Dict:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    os.makedirs(out_dir, exist_ok=True)
+    summary = {}
+    n = len(results)
+    fig, axes = plt.subplots(1, n, figsize=(3.2 * n, 3.2), squeeze=False)
+    steps = np.linspace(0, 1, 10)
+    for ax, (name, res) in zip(axes[0], results.items()):
+        labels, centroids = cluster_orders(res["vectors"], clusters, seed)
+        colors = plt.cm.tab10(np.arange(len(centroids)) % 10)
+        sizes = [int((labels == c).sum()) for c in range(len(centroids))]
+        for c, centroid in enumerate(centroids):
+            for vec in res["vectors"][labels == c][:30]:
+                ax.plot(steps, vec, color=colors[c], alpha=0.15, linewidth=0.7)
+            ax.plot(steps, centroid, color=colors[c], linewidth=2.5, label=f"n={sizes[c]}")
+        ax.set_title(name)
+        ax.set_xlabel("generation step (normalized)")
+        ax.set_ylabel("position (normalized)")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(-0.05, 1.05)
+        ax.legend(fontsize=7)
+        summary[name] = {"n": int(len(labels)), "cluster_sizes": sizes, "centroids": centroids.round(4).tolist(),
+                         "mean_energy": res["energy"].mean(0).round(4).tolist()}
+    fig.tight_layout()
+    fig.savefig(os.path.join(out_dir, "orders.png"), dpi=120)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(4.5, 3.2))
+    x = np.linspace(0, 1, 20)
+    for name, res in results.items():
+        ax.plot(x, res["energy"].mean(0), label=name)
+    ax.set_xlabel("generation step (normalized)")
+    ax.set_ylabel("energy of Y^t")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(os.path.join(out_dir, "energy.png"), dpi=120)
+    plt.close(fig)
+    return summary
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", required=True)
+    p.add_argument("--path", required=True, help="masked_translation checkpoint")
+    p.add_argument("--out-dir", required=True)
+    p.add_argument("--source-lang", "-s", default=None)
+    p.add_argument("--target-lang", "-t", default=None)
+    p.add_argument("--subset", default="valid")
+    p.add_argument("--strategies", default="uniform,left2right,least2most,easy-first,hard-first")
+    p.add_argument("--policy-path", default=None, help="for the 'learned' strategy")
+    p.add_argument("--budget", default="L")
+    p.add_argument("--tokens-per-step", default="one", choices=["one", "ceil", "anneal"])
+    p.add_argument("--beam", type=int, default=1)
+    p.add_argument("--oracle-length", action="store_true", help="decode with the reference lengths")
+    p.add_argument("--clusters", type=int, default=4)
+    p.add_argument("--max-sentences", type=int, default=200)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--cpu", action="store_true")
+    return p
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s | %(levelname)s | %(name)s | %(message)s",
+                        stream=sys.stderr)
+    torch.manual_seed(args.seed)
+    try:
+        model, task = load_masked_model(args.data, args.path, args.source_lang, args.target_lang, args.cpu)
+        strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
+        results = collect(model, task, strategies, args)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    summary = plot(results, args.clusters, args.out_dir, args.seed)
+    out = {"strategies": summary, "budget": args.budget, "subset": args.subset, "seed": args.seed,
+           "torch": str(torch.__version__), "python": platform.python_version(), "hardware": platform.machine()}
+    with open(os.path.join(args.out_dir, "orders.json"), "w") as f:
+        json.dump(out, f, indent=2)
+    for name, s in summary.items():
+        print(f"{name}: {s['n']} orders, cluster sizes {s['cluster_sizes']}")
+    print(f"wrote {args.out_dir}/orders.png, energy.png, orders.json")
+    print(json.dumps({"summary": {k: {"n": v["n"], "cluster_sizes": v["cluster_sizes"]} for k, v in summary.items()}}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,180 @@
+"""Loss of FlexMDM / LFlexMDM (seed 002, §3; REFERENCE §4).
+
+Per noisy sample (x_t at time t, drawn by the model from the per-token schedules of x1):
+
+    L_um = mean over masked i of [ -lambda_um^{phi,i} log K^theta(x1^i | x_t)
+                                    + D(lambda_um^{phi,i}, lambda_um^{theta,i}) ]
+    L_in = (1 / L_max) sum over gaps g of D( sum_{j dropped in g} lambda_in^{phi,j}, lambda_in^{theta,g} )
+    D(n, g) = g - n + n log(n / g)                      (Bregman divergence of x log x; D(0, g) = g)
+
+L_max is ``--insertion-norm`` (default: the longest sequence of the batch, content + EOS).
+
+with lambda^phi = b^phi h_a(t), lambda^theta = b^theta h_a(t), h_a(t) = a t^{a-1} / (1 - t^a). With b_um fixed to
+1 the generator's unmasking multiplier is fixed to 1 as well, so the unmasking Bregman term is 0. With a = b = 1
+(FlexMDM, linear schedules alpha_t = beta_t = t): lambda^phi = 1 / (1 - t), the unmasking term is FlexMDM's
+(1 / (1 - t)) CE and the insertion term is (1 / (1 - t)) D(n, g_theta) with n the number of tokens still to insert
+(D is 1-homogeneous) -- :func:`flexmdm_linear_loss` states that reference form and the tests compare both.
+
+Joint training without simulation: two noisy samples z1, z2 per sequence (same t). The generator loss is
+(L1 + L2) / 2; the auxiliary network phi gets (i) pathwise gradients through the target rates inside L1, L2 and
+(ii) the leave-one-out REINFORCE term 1/2 (L1 - L2) (log p_phi(z1 | x1) - log p_phi(z2 | x1)) with the closed-form
+state probabilities of ``modules/kumaraswamy.state_log_probs``. The schedule regulariser
+sum_k (mean_i F_i(t_k) - t_k)^2 over a grid of t (end points at eps and 1 - eps act as tail penalties) keeps the
+learned schedules from drifting to extremes; ``--kuma-kl-weight`` adds mean_i KL(Kuma(a, b_i) || U(0, 1)).
+"""
+from dataclasses import dataclass, field
+from typing import Dict
+
+import torch
+import torch.nn.functional as F
+from fairseq.criterions import FairseqCriterion, register_criterion
+from fairseq.dataclass import FairseqDataclass
+
+from ..data.insertion_noise import gap_sums
+from ..modules import kumaraswamy as kuma
+from .logging_utils import log_means
+
+
+def bregman(n: torch.Tensor, g: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """D(n, g) = g - n + n log(n / g) elementwise, n >= 0, g > 0 (D(0, g) = g)."""
+    g = g.clamp(min=eps)
+    pos = n > 0
+    n_safe = torch.where(pos, n, torch.ones_like(n))  # n log n -> 0 at n = 0 with a finite gradient
+    return g - n + torch.where(pos, n * torch.log(n_safe / g), torch.zeros_like(n))
+
+
+def sample_loss(sample: Dict, x1: torch.Tensor, b_in_phi: torch.Tensor, b_um_phi: torch.Tensor, t: torch.Tensor,
+                a: float, learn_unmask: bool, l_max: float) -> Dict[str, torch.Tensor]:
+    """Per-row losses of one noisy sample. Shapes: x1, b_*_phi (B, L); sample tensors (B, Lt); t (B,).
+
+    Returns {"um": (B,), "in": (B,), "nll": (B,) mean CE at masks (unweighted), "n_mask": (B,)}.
+    """
+    noisy = sample["noisy"]
+    h = kuma.base_hazard(t, a)  # (B,)
+    is_mask = noisy.is_mask
+    target = x1.gather(1, noisy.x1_index)  # (B, Lt) clean token at every x_t position
+    lprobs = F.log_softmax(sample["logits"], -1)
+    nll = -lprobs.gather(2, target.unsqueeze(2)).squeeze(2).masked_fill(~is_mask, 0.0)
+    lam_um_phi = b_um_phi.gather(1, noisy.x1_index) * h.unsqueeze(1)  # target unmask rate at each position
+    um = lam_um_phi * nll
+    if learn_unmask:
+        um = um + bregman(lam_um_phi, sample["b_um_theta"] * h.unsqueeze(1))
+    n_mask = is_mask.sum(1)
+    um = um.masked_fill(~is_mask, 0.0).sum(1) / n_mask.clamp(min=1)
+    target_in = gap_sums(b_in_phi, noisy) * h.unsqueeze(1)  # sum of dropped tokens' hazards per gap
+    pred_in = sample["b_in_theta"] * h.unsqueeze(1)
+    ins = bregman(target_in, pred_in).masked_fill(noisy.padding_mask, 0.0).sum(1) / l_max
+    return {"um": um, "in": ins, "nll": nll.sum(1) / n_mask.clamp(min=1), "n_mask": n_mask}
+
+
+def flexmdm_linear_loss(sample: Dict, x1: torch.Tensor, t: torch.Tensor, l_max: float) -> torch.Tensor:
+    """FlexMDM's loss with linear schedules alpha_t = beta_t = t, written directly (the a = b = 1 reference).
+
+    Per row: mean over masks of beta_dot / (1 - beta) CE + (1 / L_max) sum over gaps alpha_dot / (1 - alpha)
+    D(n_gap, g_theta) with n_gap = number of tokens still to insert. Returns (B,).
+    """
+    noisy = sample["noisy"]
+    w = 1.0 / (1.0 - t.clamp(max=1 - 1e-6))  # alpha_dot / (1 - alpha) = beta_dot / (1 - beta)
+    target = x1.gather(1, noisy.x1_index)
+    nll = -F.log_softmax(sample["logits"], -1).gather(2, target.unsqueeze(2)).squeeze(2)
+    nll = nll.masked_fill(~noisy.is_mask, 0.0)
+    um = w * nll.sum(1) / noisy.is_mask.sum(1).clamp(min=1)
+    d = bregman(noisy.gap_count.float(), sample["b_in_theta"]).masked_fill(noisy.padding_mask, 0.0)
+    return um + w * d.sum(1) / l_max
+
+
+def state_log_prob(noisy, t: torch.Tensor, a: float, b_in: torch.Tensor, b_um: torch.Tensor,
+                   content: torch.Tensor) -> torch.Tensor:
+    """log p_phi(z | x1) = sum over content tokens of the log-probability of their state at t. Returns (B,)."""
+    logp = kuma.state_log_probs(t.unsqueeze(1), a, b_in, b_um)  # (B, L, 3)
+    state = noisy.state.clamp(min=0)
+    picked = logp.gather(2, state.unsqueeze(2)).squeeze(2)
+    return picked.masked_fill(~content, 0.0).sum(1)
+
+
+def reinforce_term(losses, log_probs) -> torch.Tensor:
+    """Leave-one-out REINFORCE for two samples: 1/2 (L1 - L2) (log p(z1) - log p(z2)), losses detached. (B,)."""
+    (l1, l2), (p1, p2) = losses, log_probs
+    return 0.5 * (l1 - l2).detach() * (p1 - p2)
+
+
+def schedule_regularizer(a: float, b: torch.Tensor, mask: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+    """sum_k (mean_i F_i(t_k) - t_k)^2 over tokens i (``mask`` (B, L)) and grid points t_k (K,)."""
+    cdf = kuma.cdf(grid.view(1, 1, -1), a, b.unsqueeze(-1))  # (B, L, K)
+    mean = (cdf * mask.unsqueeze(-1)).sum((0, 1)) / mask.sum().clamp(min=1)
+    return ((mean - grid) ** 2).sum()
+
+
+@dataclass
+class FlexMDMLossConfig(FairseqDataclass):
+    schedule_reg_weight: float = field(
+        default=1.0, metadata={"help": "weight of the schedule regulariser sum_k (mean_i F_i(t_k) - t_k)^2 (LFlexMDM)"})
+    kuma_kl_weight: float = field(
+        default=0.0, metadata={"help": "weight of mean_i KL(Kumaraswamy(a, b_i) || U(0, 1)) (LFlexMDM)"})
+    no_reinforce: bool = field(
+        default=False, metadata={"help": "drop the REINFORCE term (phi then learns from pathwise gradients only)"})
+    t_max: float = field(default=0.999, metadata={"help": "training times t ~ U(0, t_max); the rates diverge at 1"})
+    insertion_norm: int = field(
+        default=0, metadata={"help": "L_max of the 1/L_max factor of L_in; 0 = the longest sequence of the batch "
+                                     "(content + EOS), which keeps L_um and L_in balanced when the model's "
+                                     "--max-target-positions is much larger than the data"})
+
+
+@register_criterion("flexmdm_loss", dataclass=FlexMDMLossConfig)
+class FlexMDMLoss(FairseqCriterion):
+    def __init__(self, task, schedule_reg_weight, kuma_kl_weight, no_reinforce, t_max, insertion_norm=0):
+        super().__init__(task)
+        if insertion_norm < 0:
+            raise ValueError(f"--insertion-norm must be >= 0, got {insertion_norm}")
+        self.insertion_norm = insertion_norm
+        if not 0.0 < t_max < 1.0:
+            raise ValueError(f"--t-max must be in (0, 1), got {t_max}")
+        self.reg_w, self.kl_w, self.reinforce, self.t_max = schedule_reg_weight, kuma_kl_weight, not no_reinforce, t_max
+        self.register_buffer("grid", torch.tensor([1e-2, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.99]))
+
+    def forward(self, model, sample, reduce=True):
+        if "target" not in sample or sample["target"] is None:
+            raise ValueError("flexmdm_loss needs targets (clean sequences) in the batch")
+        spec = model(**sample["net_input"], tgt_tokens=sample["target"], num_samples=2, t_max=self.t_max)
+        a, x1, t = spec["a"], spec["x1"], spec["t"]
+        b_in, b_um = spec["b_in_phi"], spec["b_um_phi"]
+        l_max = float(self.insertion_norm or int(spec["content"].sum(1).max()) + 1)  # + EOS
+        parts = [sample_loss(s, x1, b_in, b_um, t, a, spec["learn_unmask"], l_max) for s in spec["samples"]]
+        row_losses = [p["um"] + p["in"] for p in parts]
+        gen = 0.5 * (row_losses[0] + row_losses[1])
+        loss = gen.mean()
+        reported = loss.detach()  # the REINFORCE surrogate has no meaningful value: it is logged apart
+        logging_output = {"nsentences": x1.size(0), "sample_size": 1, "count": 1,
+                          "ntokens": int(spec["content"].sum()),
+                          "um_loss": float(sum(p["um"].detach().mean() for p in parts) / 2),
+                          "in_loss": float(sum(p["in"].detach().mean() for p in parts) / 2),
+                          "nll_loss": float(sum(p["nll"].detach().mean() for p in parts) / 2)}
+        if spec["learned_order"]:
+            content = spec["content"]
+            if self.reinforce:
+                logps = [state_log_prob(s["noisy"], t, a, b_in, b_um, content) for s in spec["samples"]]
+                surrogate = reinforce_term(row_losses, logps).mean()
+                loss = loss + surrogate
+                logging_output["reinforce"] = float(surrogate.detach())
+            reg = schedule_regularizer(a, b_in, content, self.grid.to(b_in))
+            if spec["learn_unmask"]:
+                reg = reg + schedule_regularizer(a, b_um, content, self.grid.to(b_in))
+            loss = loss + self.reg_w * reg
+            reported = reported + self.reg_w * reg.detach()
+            if self.kl_w > 0:
+                kl = kuma.kl_to_uniform(a, b_in)[content].mean()
+                loss = loss + self.kl_w * kl
+                reported = reported + self.kl_w * kl.detach()
+            logging_output["sched_reg"] = float(reg.detach())
+            logging_output["b_in_mean"] = float(b_in.detach()[content].mean())
+        logging_output["loss"] = float(reported)
+        return loss, 1, logging_output
+
+    @staticmethod
+    def reduce_metrics(logging_outputs) -> None:
+        log_means(logging_outputs, ("loss", "nll_loss", "um_loss", "in_loss", "sched_reg", "b_in_mean", "reinforce"),
+                  present_only=True)
+
+    @staticmethod
+    def logging_outputs_can_be_summed() -> bool:
+        return True

@@ -1,0 +1,172 @@
+"""Noising (compaction, gaps), the FlexMDM/LFlexMDM loss and its reduction to FlexMDM at a = b = 1."""
+import argparse
+
+import pytest
+import torch
+from fairseq.data import Dictionary
+
+from iterref_fairseq.criterions.flexmdm_loss import (bregman, flexmdm_linear_loss, reinforce_term, sample_loss,
+                                                     schedule_regularizer, state_log_prob)
+from iterref_fairseq.data.insertion_noise import (DROPPED, MASKED, REVEALED, compact, content_mask, gap_sums,
+                                                  token_states)
+from iterref_fairseq.models.flexmdm import MASK_SYMBOL, FlexMDMModel, flexmdm_tiny, lflexmdm_tiny
+from iterref_fairseq.modules import kumaraswamy as kuma
+
+
+def make_dict(n: int = 12) -> Dictionary:
+    d = Dictionary()
+    for i in range(n):
+        d.add_symbol(f"w{i}")
+    d.add_symbol(MASK_SYMBOL)
+    return d
+
+
+def tiny_model(learned: bool, **over) -> FlexMDMModel:
+    d = make_dict()
+    args = argparse.Namespace(decoder_embed_dim=32, decoder_ffn_embed_dim=64, decoder_layers=1,
+                              decoder_attention_heads=2, aux_embed_dim=16, aux_attention_heads=2, **over)
+    (lflexmdm_tiny if learned else flexmdm_tiny)(args)
+    return FlexMDMModel(args, d, d)
+
+
+# ------------------------------------------------------------------ compaction and gaps (hand-worked example)
+def test_compaction_and_gaps_hand_example():
+    pad, eos, mask = 1, 2, 99
+    A, B, C, D = 10, 11, 12, 13
+    x1 = torch.tensor([[A, B, C, D, eos], [A, B, eos, pad, pad]])
+    state = torch.tensor([[DROPPED, REVEALED, DROPPED, MASKED, -1], [DROPPED, DROPPED, -1, -1, -1]])
+    n = compact(x1, state, pad, eos, mask, torch.tensor([0.5, 0.1]))
+    assert n.tokens.tolist() == [[B, mask, eos], [eos, pad, pad]]
+    assert n.x1_index.tolist() == [[1, 3, 4], [2, 0, 0]]
+    assert n.padding_mask.tolist() == [[False, False, False], [False, True, True]]
+    assert n.is_mask.tolist() == [[False, True, False], [False, False, False]]
+    assert n.gap_count.tolist() == [[1, 1, 0], [2, 0, 0]]
+    assert n.gap_of[0].tolist()[:4] == [0, 0, 1, 1]
+    vals = torch.tensor([[0.5, 7.0, 2.0, 9.0, 0.0], [1.5, 2.5, 0.0, 0.0, 0.0]])
+    assert gap_sums(vals, n).tolist() == [[0.5, 2.0, 0.0], [4.0, 0.0, 0.0]]
+
+
+def test_gap_counts_sum_to_dropped_tokens_random():
+    gen = torch.Generator().manual_seed(3)
+    pad, eos, mask = 1, 2, 3
+    x1 = torch.randint(4, 20, (16, 9), generator=gen)
+    lengths = torch.randint(0, 9, (16,), generator=gen)
+    pos = torch.arange(9).unsqueeze(0)
+    x1 = torch.where(pos < lengths.unsqueeze(1), x1, pad).scatter(1, lengths.unsqueeze(1), eos)
+    x1 = torch.cat([x1, torch.full((16, 1), pad)], 1)
+    content = content_mask(x1, pad, eos)
+    t_in, t_um = kuma.sample_times(1.0, torch.ones(x1.shape), torch.ones(x1.shape), generator=gen)
+    t = torch.rand(16, generator=gen)
+    state = token_states(t, t_in, t_um, content)
+    n = compact(x1, state, pad, eos, mask, t)
+    dropped = state.eq(DROPPED).sum(1)
+    assert n.gap_count.sum(1).tolist() == dropped.tolist()
+    present = (~n.padding_mask).sum(1)
+    assert present.tolist() == (content.sum(1) - dropped + 1).tolist()  # + EOS
+    # revealed tokens keep their order and identity; x1_index is increasing
+    for r in range(16):
+        idx = n.x1_index[r][~n.padding_mask[r]]
+        assert bool((idx[1:] > idx[:-1]).all())
+        toks = n.tokens[r][~n.padding_mask[r]]
+        assert torch.equal(toks[~n.is_mask[r][~n.padding_mask[r]]], x1[r][idx][~n.is_mask[r][~n.padding_mask[r]]])
+
+
+# ------------------------------------------------------------------ loss pieces
+def test_bregman_properties():
+    n = torch.tensor([0.0, 0.0, 1.0, 3.0, 2.5])
+    g = torch.tensor([0.3, 2.0, 1.0, 3.0, 0.7])
+    d = bregman(n, g)
+    assert torch.allclose(d[:2], g[:2]) and torch.allclose(d[2:4], torch.zeros(2))
+    assert float(d[4]) == pytest.approx(0.7 - 2.5 + 2.5 * torch.log(torch.tensor(2.5 / 0.7)).item())
+    assert (bregman(torch.rand(100) * 3, torch.rand(100) * 3 + 0.01) >= 0).all()
+    # the minimiser of E_n[D(n, g)] over g is E[n] (Bregman property the insertion head relies on)
+    samples = torch.tensor([0.0, 1.0, 4.0])
+    gs = torch.linspace(0.5, 3.0, 251)
+    best = gs[torch.stack([bregman(samples, g.expand(3)).mean() for g in gs]).argmin()]
+    assert float(best) == pytest.approx(5.0 / 3.0, abs=0.011)
+    n0 = torch.zeros(3, requires_grad=True)
+    bregman(n0, torch.ones(3)).sum().backward()
+    assert torch.isfinite(n0.grad).all()
+
+
+def _batch(model, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    d = model.dictionary
+    x1 = torch.randint(d.nspecial, d.nspecial + 10, (6, 7), generator=gen)
+    x1[:, -1] = d.eos()
+    x1[0, 4:] = torch.tensor([d.eos(), d.pad(), d.pad()])
+    src = torch.randint(d.nspecial, d.nspecial + 10, (6, 5), generator=gen)
+    return src, x1
+
+
+def test_a_b_one_reduces_exactly_to_flexmdm():
+    torch.manual_seed(0)
+    model = tiny_model(learned=True)  # aux heads start at b = 1; make that exact
+    with torch.no_grad():
+        model.aux_head.weight.zero_()
+        model.aux_head.bias.fill_(torch.log(torch.expm1(torch.tensor(1.0 - 1e-2))).item())
+    src, x1 = _batch(model)
+    spec = model(src, None, tgt_tokens=x1)
+    assert torch.allclose(spec["b_in_phi"], torch.ones_like(spec["b_in_phi"]), atol=1e-6)
+    for s in spec["samples"]:
+        general = sample_loss(s, x1, spec["b_in_phi"], spec["b_um_phi"], spec["t"], 1.0, False, spec["l_max"])
+        reference = flexmdm_linear_loss(s, x1, spec["t"], spec["l_max"])
+        torch.testing.assert_close(general["um"] + general["in"], reference, rtol=1e-5, atol=1e-6)
+        assert (general["in"] > 0).any() and (general["um"] > 0).any()
+
+
+def test_reinforce_zero_under_identical_samples_and_unbiased_baseline():
+    l1 = torch.tensor([3.0, 1.0])
+    lp = torch.tensor([-2.0, -5.0], requires_grad=True)
+    term = reinforce_term((l1, l1.clone()), (lp, lp))
+    assert torch.equal(term.detach(), torch.zeros(2))
+    term.sum().backward()
+    assert torch.equal(lp.grad, torch.zeros(2))
+    # with the model: the same noisy sample twice gives an exactly zero term and zero gradient through it
+    torch.manual_seed(1)
+    model = tiny_model(learned=True)
+    src, x1 = _batch(model, seed=1)
+    spec = model(src, None, tgt_tokens=x1)
+    s = spec["samples"][0]
+    b_in, b_um, t = spec["b_in_phi"], spec["b_um_phi"], spec["t"]
+    lp1 = state_log_prob(s["noisy"], t, 1.0, b_in, b_um, spec["content"])
+    loss = sample_loss(s, x1, b_in, b_um, t, 1.0, False, spec["l_max"])
+    rt = reinforce_term((loss["um"] + loss["in"],) * 2, (lp1, lp1))
+    assert torch.equal(rt.detach(), torch.zeros_like(rt))
+
+
+def test_score_function_mean_zero_monte_carlo():
+    # E_z[grad log p_phi(z)] = 0 for the closed-form state probabilities: the REINFORCE baseline is unbiased
+    b = torch.tensor([0.7, 2.0], requires_grad=True)
+    logp = kuma.state_log_probs(torch.tensor(0.4), 1.3, b[:1], b[1:]).squeeze(0)  # (3,)
+    probs = logp.exp().detach()
+    grads = [torch.autograd.grad(logp[k], b, retain_graph=True)[0] for k in range(3)]
+    expected = sum(p * g for p, g in zip(probs, grads))
+    assert torch.allclose(expected, torch.zeros(2), atol=1e-6)
+
+
+def test_schedule_regularizer_zero_at_linear_and_positive_otherwise():
+    grid = torch.tensor([0.01, 0.25, 0.5, 0.75, 0.99])
+    mask = torch.ones(2, 3, dtype=torch.bool)
+    assert float(schedule_regularizer(1.0, torch.ones(2, 3), mask, grid)) == pytest.approx(0.0, abs=1e-12)
+    assert float(schedule_regularizer(1.0, torch.full((2, 3), 5.0), mask, grid)) > 0.1
+
+
+@pytest.mark.parametrize("learned,backbone,learn_um", [(False, "separate", False), (True, "separate", False),
+                                                        (True, "shared", True)])
+def test_criterion_gradients_reach_generator_and_aux(learned, backbone, learn_um):
+    from iterref_fairseq.criterions.flexmdm_loss import FlexMDMLoss
+
+    torch.manual_seed(2)
+    model = tiny_model(learned, aux_backbone=backbone, learn_unmask_order=learn_um)
+    src, x1 = _batch(model, seed=2)
+    crit = FlexMDMLoss(None, 1.0, 0.1, False, 0.999)
+    loss, size, log = crit(model, {"net_input": {"src_tokens": src, "src_lengths": None}, "target": x1})
+    loss.backward()
+    assert torch.isfinite(loss) and size == 1 and log["nsentences"] == 6
+    assert model.rate_head.weight.grad.abs().sum() > 0
+    if learned:
+        assert model.aux_head.weight.grad.abs().sum() > 0
+        assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+    else:
+        assert not hasattr(model, "aux_head")

@@ -1,0 +1,120 @@
+"""tau-leaping sampler: insertion arithmetic, length guard, no masks left, fixed starts, determinism, filtering."""
+import pytest
+import torch
+
+from iterref_fairseq.generators.tau_leaping import TauLeapingSampler, filter_logprobs, insert_masks
+
+from test_flexmdm_loss import tiny_model
+
+
+def test_insert_masks_hand_example():
+    pad, mask, eos = 1, 9, 2
+    A = 5
+    tokens = torch.tensor([[A, mask, eos], [eos, pad, pad]])
+    counts = torch.tensor([[1, 0, 2], [3, 0, 0]])
+    steps = torch.tensor([[0, 4, 0], [0, -1, -1]])
+    out, moved = insert_masks(tokens, counts, pad, mask, steps)
+    assert out.tolist() == [[mask, A, mask, mask, mask, eos], [mask, mask, mask, eos, pad, pad]]
+    assert moved.tolist() == [[-1, 0, 4, -1, -1, 0], [-1, -1, -1, 0, -1, -1]]
+
+
+def test_filter_logprobs_top_k_top_p():
+    logp = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
+    k2 = filter_logprobs(logp, top_k=2).exp()
+    assert torch.allclose(k2, torch.tensor([[0.625, 0.375, 0.0, 0.0]]))
+    p = filter_logprobs(logp, top_p=0.7).exp()  # smallest prefix with mass >= 0.7: {0.5, 0.3}
+    assert torch.allclose(p, torch.tensor([[0.625, 0.375, 0.0, 0.0]]))
+    assert torch.allclose(filter_logprobs(logp).exp(), logp.exp())
+
+
+class _Greedy:
+    """Deterministic rates: a stand-in *environment* for the sampler (the model under test is the sampler)."""
+
+    def __init__(self, model, ins_rate):
+        self.model, self.ins_rate = model, ins_rate
+        self.mask_index = model.mask_index
+
+    def max_decoder_positions(self):
+        return self.model.max_decoder_positions()
+
+    def eval(self):
+        return self
+
+    def rates(self, prompt, tokens, padding_mask, t):
+        logp, lam_in, lam_um = self.model.rates(prompt, tokens, padding_mask, t)
+        return logp, torch.full_like(lam_in, self.ins_rate).masked_fill(padding_mask, 0.0), lam_um
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    m = tiny_model(learned=False, max_target_positions=12)
+    m.eval()
+    return m
+
+
+def _prompt(model, bsz=5):
+    d = model.dictionary
+    return torch.randint(d.nspecial, d.nspecial + 10, (bsz, 6), generator=torch.Generator().manual_seed(0))
+
+
+@pytest.mark.parametrize("confidence", ["none", "top_prob", "prob_diff", "entropy"])
+def test_never_exceeds_max_length_and_no_masks_left(model, confidence):
+    d = model.dictionary
+    sampler = TauLeapingSampler(d, sampling_steps=8, max_len=7, confidence=confidence, seed=0)
+    out = sampler.sample(_Greedy(model, ins_rate=50.0), _prompt(model))  # huge insertion rate: the guard must act
+    toks = out["tokens"]
+    content = toks.ne(d.pad()) & toks.ne(d.eos())
+    assert int(content.sum(1).max()) <= 7
+    assert int(out["rejected"].sum()) > 0
+    assert not bool(toks.eq(model.mask_index).any())
+    assert (toks.ne(d.pad()).sum(1) - 1 == content.sum(1)).all(), "exactly one EOS, at the end"
+    ins, rev = out["insert_step"][content], out["reveal_step"][content]
+    assert bool((ins >= 1).all()) and bool((rev >= ins).all()) and bool((rev <= 9).all())
+
+
+def test_respects_fixed_start_and_prompt_is_untouched(model):
+    d = model.dictionary
+    w = [d.index(f"w{i}") for i in range(4)]
+    init = torch.tensor([[w[0], model.mask_index, w[1]], [w[2], w[3], d.pad()]])
+    prompt = _prompt(model, 2)
+    before = prompt.clone()
+    out = TauLeapingSampler(d, sampling_steps=6, seed=3).sample(_Greedy(model, 2.0), prompt, init_tokens=init)
+    assert torch.equal(prompt, before)
+    toks, ins, rev = out["tokens"], out["insert_step"], out["reveal_step"]
+    content = toks.ne(d.pad()) & toks.ne(d.eos())
+    start0 = toks[0][content[0] & ins[0].eq(0)].tolist()  # the three starting cells, in order
+    assert len(start0) == 3 and start0[0] == w[0] and start0[2] == w[1]
+    assert rev[0][content[0] & ins[0].eq(0)].tolist()[::2] == [0, 0]  # given tokens never re-sampled
+    assert rev[0][content[0] & ins[0].eq(0)].tolist()[1] >= 1  # the given mask was revealed later
+    assert toks[1][content[1] & ins[1].eq(0)].tolist() == [w[2], w[3]]
+    assert int(content.sum()) > 5, "new tokens were inserted around the fixed ones"
+    assert not bool(out["tokens"].eq(model.mask_index).any())
+
+
+def test_deterministic_with_seed(model):
+    d = model.dictionary
+    prompt = _prompt(model)
+    a = TauLeapingSampler(d, sampling_steps=10, seed=7, top_k=5).sample(model, prompt)
+    b = TauLeapingSampler(d, sampling_steps=10, seed=7, top_k=5).sample(model, prompt)
+    c = TauLeapingSampler(d, sampling_steps=10, seed=8, top_k=5).sample(_Greedy(model, 3.0), prompt)
+    assert torch.equal(a["tokens"], b["tokens"]) and torch.equal(a["reveal_step"], b["reveal_step"])
+    assert c["tokens"].size(1) > 1
+
+
+def test_generate_returns_fairseq_hypotheses(model):
+    d = model.dictionary
+    sample = {"net_input": {"src_tokens": _prompt(model, 3), "src_lengths": torch.full((3,), 6)}}
+    hyps = TauLeapingSampler(d, sampling_steps=5, seed=0).generate([_Greedy(model, 1.5)], sample)
+    assert len(hyps) == 3
+    for (h,) in hyps:
+        assert h["tokens"][-1] == d.eos() and len(h["insert_steps"]) == h["tokens"].numel() - 1
+        assert h["positional_scores"].shape == h["tokens"].shape
+
+
+@pytest.mark.parametrize("kwargs,message", [({"sampling_steps": 0}, "--sampling-steps must be >= 1"),
+                                            ({"confidence": "margin"}, "unknown confidence 'margin'"),
+                                            ({"top_p": 0.0}, "--sampling-topp must be in (0, 1]")])
+def test_bad_sampler_options_are_clear_errors(model, kwargs, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):
+        TauLeapingSampler(model.dictionary, **kwargs)

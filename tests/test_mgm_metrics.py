@@ -1,0 +1,68 @@
+"""GuacaMol distribution-learning metrics (metrics/molecules.py) on sets with known answers."""
+import math
+import random
+
+import numpy as np
+import pytest
+
+from iterref_fairseq.metrics import molecules as MM
+from test_mgm_data import qm9_smiles
+
+
+@pytest.fixture(scope="module")
+def train():
+    smiles = qm9_smiles(300, seed=1)
+    return smiles + smiles[:20]  # with duplicates, so uniqueness < 1
+
+
+def test_training_set_against_itself(train):
+    assert MM.validity(train) == 1.0
+    expected_unique = len({MM.canonical(s) for s in train}) / len(train)
+    assert MM.uniqueness(train) == pytest.approx(expected_unique) and expected_unique < 1
+    assert MM.novelty(train, train) == 0.0
+    kl = MM.kl_divergence_score(train, train)
+    assert kl["score"] == pytest.approx(1.0, abs=1e-6)
+    assert set(kl["kl"]) == set(MM.CONTINUOUS_DESCRIPTORS + MM.DISCRETE_DESCRIPTORS) | {"internal_similarity"}
+
+
+def test_invalid_strings_have_zero_validity():
+    bad = ["C1CC", "xyz", "", "INVALID", "C(C"]
+    assert MM.validity(bad) == 0.0
+    assert MM.uniqueness(bad) == 0.0 and MM.novelty(bad, ["CCO"]) == 0.0
+    assert MM.validity(bad + ["CCO"]) == pytest.approx(1 / 6)
+
+
+def test_novelty_counts_unique_unseen(train):
+    samples = [train[0], train[0], "CCCCCCCCCCCCCCCC", "OCCCCCCCCCCCCCCCC"]
+    assert MM.uniqueness(samples) == pytest.approx(3 / 4)
+    assert MM.novelty(samples, train) == pytest.approx(2 / 3)
+
+
+def test_kl_score_drops_for_a_different_distribution(train):
+    alkanes = ["C" * n for n in range(2, 30)] + ["C" * n + "O" for n in range(2, 30)]
+    assert MM.kl_divergence_score(alkanes, train)["score"] < 0.5
+
+
+def test_discrete_and_continuous_kl_are_zero_for_identical_samples():
+    x = np.random.default_rng(0).normal(size=200)
+    assert MM.continuous_kl(x, x) == pytest.approx(0.0, abs=1e-9)
+    assert MM.discrete_kl(np.round(x), np.round(x)) == pytest.approx(0.0, abs=1e-9)
+    assert MM.continuous_kl(x, x + 3) > 1.0
+    # samples entirely outside the reference's histogram range: a finite divergence (GuacaMol's epsilon
+    # smoothing makes Q uniform), not NaN
+    far = MM.discrete_kl(np.round(x), np.full(5, 100.0))
+    assert np.isfinite(far) and far > MM.discrete_kl(np.round(x), np.round(x[:100]))
+
+
+def test_fcd_of_a_set_with_itself_is_about_zero(train):
+    subset = train[:120]
+    same = MM.fcd_score(subset, subset, device="cpu")
+    assert abs(same["fcd"]) < 1e-2 and same["score"] == pytest.approx(1.0, abs=2e-3)
+    other = MM.fcd_score(["C" * n + "O" for n in range(2, 40)] * 3, subset, device="cpu")
+    assert other["fcd"] > 5.0 and other["score"] == pytest.approx(math.exp(-0.2 * other["fcd"]))
+
+
+def test_distribution_metrics_keys(train):
+    out = MM.distribution_metrics(train[:50] + ["C1CC"], train, max_reference=100, with_fcd=False)
+    assert out["validity"] == pytest.approx(50 / 51) and out["novelty"] == 0.0
+    assert {"uniqueness", "kl_div", "kl_per_descriptor"} <= set(out) and "frechet" not in out
