@@ -41,7 +41,8 @@ def _pyplot():
 
     import matplotlib
 
-    logging.getLogger("matplotlib").setLevel(logging.WARNING)  # font-manager DEBUG lines are noise here
+    for noisy in ("matplotlib", "PIL"):  # font-manager and PNG-chunk DEBUG lines are noise here
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
