@@ -149,15 +149,17 @@ def detokenize(task, hyps: Dict[int, torch.Tensor], lang: str) -> List[str]:
     return out
 
 
-def read_refs(paths: List[str], n: int) -> List[List[str]]:
+def read_refs(paths: List[str], n: int, prefix: bool = False) -> List[List[str]]:
+    """The first ``n`` lines of every reference file; each must have exactly ``n`` lines (at least ``n`` with
+    ``prefix``, when only the first sentences of the split are decoded)."""
     refs = []
     for p in paths:
         with open(p, encoding="utf-8") as f:
             lines = [line.rstrip("\n") for line in f]
-        if len(lines) != n:
-            raise SystemExit(f"reference file {p} has {len(lines)} lines but the test split has {n} sentences; "
-                             "pass the references prepared with this data")
-        refs.append(lines)
+        if len(lines) < n or (len(lines) > n and not prefix):
+            raise ValueError(f"reference file {p} has {len(lines)} lines but {n} sentences are decoded; pass the "
+                             "references prepared with this data")
+        refs.append(lines[:n])
     return refs
 
 
@@ -309,7 +311,10 @@ def main(argv=None) -> None:
     for path in filter(None, [args.nat, args.ar] + [i.split("=", 1)[1] for i in args.fairseq_nat]):
         if not os.path.exists(path):
             raise SystemExit(f"checkpoint not found: {path}")
-    result = run(args)
+    try:
+        result = run(args)
+    except ValueError as err:
+        raise SystemExit(f"error: {err}") from None
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w") as f:
         json.dump(result, f, indent=2)

@@ -87,54 +87,38 @@ def parse_system(spec: str) -> Dict:
             "length_from": "model" if from_model else "train-stats", "rescore": len(parts) == 6, "label": spec}
 
 
-def read_refs(paths: List[str], n: int) -> List[List[str]]:
-    refs = []
-    for p in paths:
-        with open(p, encoding="utf-8") as f:
-            lines = [line.rstrip("\n") for line in f]
-        if len(lines) < n:
-            raise ValueError(f"reference file {p} has {len(lines)} lines, fewer than the {n} sentences decoded")
-        refs.append(lines[:n])
-    return refs
-
-
 def run(args) -> Dict:
     import numpy as np
     import sacrebleu
 
     from ..generators.generalized import ARRescorer, GeneralizedDecoder, LengthStatistics
     from ..generators.strategies import build_strategy
-    from .benchmark_decode import detokenize, hardware
+    from .benchmark_decode import detokenize, hardware, read_refs
     from .plot_orders import load_masked_model
 
     systems = [parse_system(s) for s in args.systems.split(",") if s.strip()]
     use_cuda = torch.cuda.is_available() and not args.cpu
     model, task = load_masked_model(args.data, args.path, args.source_lang, args.target_lang, cpu=not use_cuda)
-    ar_model = ar_task = rescorer = None
+    ar_model = rescorer = None
     if any(s["kind"] == "ar" or s.get("rescore") for s in systems):
         if not args.ar:
             raise ValueError("systems ar/bK and .../ar need --ar (an autoregressive fairseq checkpoint)")
-        from fairseq import checkpoint_utils
-
-        models, _, ar_task = checkpoint_utils.load_model_ensemble_and_task([args.ar],
-                                                                          arg_overrides={"data": args.data})
-        ar_model = models[0].eval()
-        if use_cuda:
-            ar_model.cuda()
-        rescorer = ARRescorer(args.ar, args.data, task.target_dictionary, use_cuda=use_cuda)
+        # one loaded AR model serves as the ar/bK baseline and as the rescorer of the .../ar systems
+        rescorer = ARRescorer.from_checkpoint(args.ar, args.data, task.target_dictionary, use_cuda=use_cuda)
+        ar_model = rescorer.model
     task.load_dataset("train")
     train = task.datasets["train"]
     stats = LengthStatistics(np.asarray(train.src_sizes) - 1, np.asarray(train.tgt_sizes) - 1)
     n_total = len(task.dataset(args.subset)) if args.subset in task.datasets else None
-    rows = []
+    rows, all_refs = [], None
     for sys_cfg in systems:
         hyps, seconds, steps, n_src = {}, 0.0, [], 0
         if sys_cfg["kind"] == "ar":
             from fairseq.sequence_generator import SequenceGenerator
 
-            gen = SequenceGenerator([ar_model], ar_task.target_dictionary, beam_size=sys_cfg["beam"],
+            gen = SequenceGenerator([ar_model], rescorer.dictionary, beam_size=sys_cfg["beam"],
                                     max_len_a=1.2, max_len_b=10)
-            run_task, run_model = ar_task, ar_model
+            run_task, run_model = rescorer.task, ar_model
         else:
             strategy = build_strategy(sys_cfg["strategy"], seed=args.seed, policy_path=args.policy_path)
             gen = GeneralizedDecoder(
@@ -170,8 +154,9 @@ def run(args) -> Dict:
                "src_tokens_per_s": n_src / max(seconds, 1e-9),
                "mean_passes": (sum(steps) / len(steps)) if steps else None}
         if args.refs:
-            refs = read_refs(args.refs, max(hyps) + 1)
-            refs = [[r[i] for i in sorted(hyps)] for r in refs]
+            if all_refs is None:  # every system decodes the same first sentences
+                all_refs = read_refs(args.refs, max(hyps) + 1, prefix=True)
+            refs = [[r[i] for i in sorted(hyps)] for r in all_refs]
             row["bleu"] = sacrebleu.corpus_bleu(text, refs).score
         if args.save_hypotheses:
             os.makedirs(args.save_hypotheses, exist_ok=True)

@@ -46,10 +46,11 @@ def main(argv=None) -> dict:
     p.add_argument("--out", default=None, help="write the JSON summary here")
     args = p.parse_args(argv)
 
-    from iterref_fairseq.metrics.molecules import canonical, distribution_metrics
+    from iterref_fairseq.metrics.molecules import ReferenceStatistics, distribution_metrics
 
     reference = read_lines(args.reference, "reference")
-    bad = [(i + 1, s) for i, s in enumerate(reference) if canonical(s) is None]
+    stats = ReferenceStatistics(reference, args.max_reference, args.seed)
+    bad = [(i + 1, s) for i, (s, c) in enumerate(zip(reference, stats.canonical_per_line)) if c is None]
     if bad:
         fail(f"reference file {args.reference} has {len(bad)} invalid SMILES (first: line {bad[0][0]} "
              f"{bad[0][1]!r}); use the train.smi written by scripts/prepare_qm9.py / prepare_moses.py, which "
@@ -57,8 +58,7 @@ def main(argv=None) -> dict:
     results = {}
     for path in args.samples:
         samples = read_lines(path, "samples")
-        results[path] = distribution_metrics(samples, reference, args.max_reference, args.seed,
-                                             with_fcd=not args.no_fcd)
+        results[path] = distribution_metrics(samples, stats, with_fcd=not args.no_fcd)
     cols = ["validity", "uniqueness", "novelty", "kl_div"] + ([] if args.no_fcd else ["frechet"])
     width = max(len(os.path.basename(k)) for k in results) + 2
     print("samples".ljust(width) + " ".join(c[:10].rjust(10) for c in cols))

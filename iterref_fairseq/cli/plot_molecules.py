@@ -50,7 +50,7 @@ def _pyplot():
 
 
 def cmd_steps(args) -> None:
-    from iterref_fairseq.metrics.molecules import distribution_metrics
+    from iterref_fairseq.metrics.molecules import ReferenceStatistics, distribution_metrics
 
     rows = read_trajectory(args.trajectory)
     if not os.path.isfile(args.reference):
@@ -59,9 +59,10 @@ def cmd_steps(args) -> None:
         reference = [line.split()[0] for line in f if line.strip()]
     from tqdm import tqdm
 
+    stats = ReferenceStatistics(reference, args.max_reference)  # shared by every step
     per_step = []
     for r in tqdm(rows, desc="scoring steps", disable=None):
-        m = distribution_metrics(r["smiles"], reference, args.max_reference, with_fcd=not args.no_fcd)
+        m = distribution_metrics(r["smiles"], stats, with_fcd=not args.no_fcd)
         m.pop("kl_per_descriptor", None)
         per_step.append({"step": r["step"], **m})
     keys = ["validity", "uniqueness", "novelty", "kl_div"] + ([] if args.no_fcd else ["frechet"])

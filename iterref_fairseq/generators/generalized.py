@@ -118,18 +118,26 @@ class LengthStatistics:
 class ARRescorer:
     """Scores candidate translations with an autoregressive fairseq model (mean token log-probability)."""
 
-    def __init__(self, path: str, data: str, tgt_dict, use_cuda: bool = False):
+    def __init__(self, model, ar_dict, tgt_dict, name: str = "the rescoring model", task=None):
+        """model: a loaded fairseq encoder-decoder (eval mode, on its device); ar_dict: its target dictionary;
+        task: the fairseq task it was loaded with (kept for callers that also decode with the model)."""
+        if ar_dict.symbols != tgt_dict.symbols[: len(ar_dict)]:
+            raise ValueError(f"dictionary mismatch: {name} was trained with another target dictionary than the "
+                             "masked translation model")
+        self.model = model
+        self.task = task
+        self.dictionary = ar_dict
+        self.pad, self.eos = ar_dict.pad(), ar_dict.eos()
+
+    @classmethod
+    def from_checkpoint(cls, path: str, data: str, tgt_dict, use_cuda: bool = False) -> "ARRescorer":
         from fairseq import checkpoint_utils
 
         models, _, task = checkpoint_utils.load_model_ensemble_and_task([path], arg_overrides={"data": data})
-        self.model = models[0].eval()
+        model = models[0].eval()
         if use_cuda:
-            self.model.cuda()
-        ar_dict = task.target_dictionary
-        if ar_dict.symbols != tgt_dict.symbols[: len(ar_dict)]:
-            raise ValueError(f"dictionary mismatch: the rescoring model {path} was trained with another target "
-                             "dictionary than the masked translation model")
-        self.pad, self.eos = ar_dict.pad(), ar_dict.eos()
+            model.cuda()
+        return cls(model, task.target_dictionary, tgt_dict, name=f"the rescoring model {path}", task=task)
 
     @torch.no_grad()
     def score(self, src_tokens: torch.Tensor, src_lengths: torch.Tensor, hyps: List[torch.Tensor]) -> torch.Tensor:

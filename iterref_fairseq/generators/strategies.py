@@ -42,6 +42,7 @@ Conventions and the choices the thesis leaves open (documented in examples/maske
 Strategies only see tensors, never the model; every method takes the batch of hypotheses as a
 :class:`StrategyInput`. Register new strategies with :func:`register_strategy`.
 """
+import abc
 import math
 from dataclasses import dataclass
 from typing import Callable, Dict, Optional, Sequence, Type
@@ -148,7 +149,7 @@ def position_feature(masked: torch.Tensor, valid: torch.Tensor, step: torch.Tens
 
 
 # ---------------------------------------------------------------------- strategies
-class CoordinateStrategy:
+class CoordinateStrategy(abc.ABC):
     """Base class. Subclasses implement :meth:`potentials`; the rest is shared.
 
     potentials(inp) -> (N, L) unnormalized log-potentials (1/τ) Σ α φ (anything at non-candidates).
@@ -163,8 +164,9 @@ class CoordinateStrategy:
     uses_negent = True  # whether potentials() read StrategyInput.negent
     history_size = 0
 
+    @abc.abstractmethod
     def potentials(self, inp: StrategyInput) -> torch.Tensor:
-        raise NotImplementedError(f"strategy {self.name} must implement potentials()")
+        """(N, L) unnormalized log-potentials of the coordinate distribution."""
 
     def log_probs(self, inp: StrategyInput) -> torch.Tensor:
         pot = self.potentials(inp).float().masked_fill(~inp.candidates, float("-inf"))

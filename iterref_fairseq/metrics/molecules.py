@@ -20,7 +20,8 @@ metric uses the subset defined above. An empty subset gives 0 for that score.
 """
 import math
 import random
-from typing import Dict, List, Optional, Sequence
+from functools import cached_property
+from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
@@ -66,11 +67,68 @@ def uniqueness(samples: Sequence[str]) -> float:
     return len(unique_valid(samples)) / n_valid if n_valid else 0.0
 
 
-def novelty(samples: Sequence[str], reference: Sequence[str]) -> float:
+class ReferenceStatistics:
+    """What the scores need from the reference set, each computed once, on first use.
+
+    Scoring many sample sets against one reference (the Table 5.3 grid, or every recorded step of a trajectory
+    for Fig. 5.8) then canonicalizes the reference, computes its descriptors and nearest-neighbour similarities
+    (quadratic in its size) and its ChemNet activations once, not once per sample set.
+
+    ``canonical``: canonical SMILES of the whole reference (novelty). ``subset``: the seeded ``max_reference``
+    subset that KL and FCD compare with (GuacaMol compares 10,000 samples with 10,000 training molecules).
+    """
+
+    def __init__(self, reference: Sequence[str], max_reference: Optional[int] = None, seed: int = 42,
+                 device: Optional[str] = None):
+        self.reference = list(reference)
+        self.subset = self.reference
+        if max_reference is not None and len(self.subset) > max_reference:
+            self.subset = random.Random(seed).sample(self.subset, max_reference)
+        self.device = device
+
+    @cached_property
+    def canonical_per_line(self) -> List[Optional[str]]:
+        """Canonical SMILES of every reference line (None where RDKit rejects it)."""
+        return [canonical(s) for s in self.reference]
+
+    @cached_property
+    def canonical(self) -> set:
+        return {c for c in self.canonical_per_line if c is not None}
+
+    @cached_property
+    def kl_molecules(self) -> List[str]:
+        """Unique valid subset molecules without stereo (GuacaMol's KL benchmark)."""
+        return unique_valid(self.subset, isomeric=False)
+
+    @cached_property
+    def descriptors(self) -> np.ndarray:
+        return descriptors(self.kl_molecules)
+
+    @cached_property
+    def nearest_neighbour_similarity(self) -> np.ndarray:
+        return nearest_neighbour_similarity(self.kl_molecules)
+
+    @cached_property
+    def fcd_molecules(self) -> List[str]:
+        return [c for c in (canonical(s) for s in self.subset) if c is not None]
+
+    @cached_property
+    def chemnet_activations(self) -> np.ndarray:
+        return chemnet_activations(self.fcd_molecules, self.device)
+
+
+ReferenceLike = Union[Sequence[str], ReferenceStatistics]
+
+
+def _statistics(reference: ReferenceLike) -> ReferenceStatistics:
+    return reference if isinstance(reference, ReferenceStatistics) else ReferenceStatistics(reference)
+
+
+def novelty(samples: Sequence[str], reference: ReferenceLike) -> float:
     uniq = unique_valid(samples)
     if not uniq:
         return 0.0
-    ref = {c for c in (canonical(s) for s in reference) if c is not None}
+    ref = _statistics(reference).canonical
     return sum(c not in ref for c in uniq) / len(uniq)
 
 
@@ -124,18 +182,18 @@ def discrete_kl(p_samples: np.ndarray, q_samples: np.ndarray) -> float:
     return float(entropy(p + 1e-10, q + 1e-10))
 
 
-def kl_divergence_score(samples: Sequence[str], reference: Sequence[str]) -> Dict:
+def kl_divergence_score(samples: Sequence[str], reference: ReferenceLike) -> Dict:
     """GuacaMol KL-divergence benchmark score in [0, 1] (1 = same descriptor distributions)."""
+    ref = _statistics(reference)
     sampled = unique_valid(samples, isomeric=False)
-    ref = unique_valid(reference, isomeric=False)
-    if len(sampled) < 2 or len(ref) < 2:
+    if len(sampled) < 2 or len(ref.kl_molecules) < 2:
         return {"score": 0.0, "kl": {}}
-    d_ref, d_gen = descriptors(ref), descriptors(sampled)
+    d_ref, d_gen = ref.descriptors, descriptors(sampled)
     kls = {}
     for k, name in enumerate(CONTINUOUS_DESCRIPTORS + DISCRETE_DESCRIPTORS):
         fn = continuous_kl if name in CONTINUOUS_DESCRIPTORS else discrete_kl
         kls[name] = fn(d_ref[:, k], d_gen[:, k])
-    kls["internal_similarity"] = continuous_kl(nearest_neighbour_similarity(ref),
+    kls["internal_similarity"] = continuous_kl(ref.nearest_neighbour_similarity,
                                                nearest_neighbour_similarity(sampled))
     return {"score": float(np.mean([math.exp(-v) for v in kls.values()])), "kl": kls}
 
@@ -166,32 +224,27 @@ def frechet_distance(act1: np.ndarray, act2: np.ndarray) -> float:
                                             mu2=act2.mean(0), sigma2=np.cov(act2.T)))
 
 
-_REFERENCE_ACTIVATIONS: Dict = {}
+def fcd_score(samples: Sequence[str], reference: ReferenceLike, device: Optional[str] = None) -> Dict:
+    """{"fcd": Fréchet ChemNet Distance, "score": exp(-0.2 FCD)} of the valid samples vs the reference.
 
-
-def fcd_score(samples: Sequence[str], reference: Sequence[str], device: Optional[str] = None) -> Dict:
-    """{"fcd": Fréchet ChemNet Distance, "score": exp(-0.2 FCD)} of the valid samples vs the reference."""
-    gen = [canonical(s) for s in samples]
-    gen = [s for s in gen if s is not None]
-    ref = [c for c in (canonical(s) for s in reference) if c is not None]
-    if len(gen) < 2 or len(ref) < 2:
+    ``device`` applies to the samples and, when ``reference`` is a list, to the reference too; statistics built
+    beforehand keep their own device."""
+    ref = reference if isinstance(reference, ReferenceStatistics) else ReferenceStatistics(reference, device=device)
+    gen = [c for c in (canonical(s) for s in samples) if c is not None]
+    if len(gen) < 2 or len(ref.fcd_molecules) < 2:
         return {"fcd": float("nan"), "score": 0.0}
-    key = (hash(tuple(ref)), len(ref), device)
-    if key not in _REFERENCE_ACTIVATIONS:  # the same reference is scored against many sample sets (per step)
-        _REFERENCE_ACTIVATIONS.clear()
-        _REFERENCE_ACTIVATIONS[key] = chemnet_activations(ref, device)
-    fcd = frechet_distance(_REFERENCE_ACTIVATIONS[key], chemnet_activations(gen, device))
+    fcd = frechet_distance(ref.chemnet_activations, chemnet_activations(gen, device))
     return {"fcd": fcd, "score": math.exp(-0.2 * fcd)}
 
 
-def distribution_metrics(samples: Sequence[str], reference: Sequence[str], max_reference: int = 10000,
+def distribution_metrics(samples: Sequence[str], reference: ReferenceLike, max_reference: int = 10000,
                          seed: int = 42, with_fcd: bool = True, device: Optional[str] = None) -> Dict:
     """All five GuacaMol scores. Novelty uses the whole reference; KL and FCD a seeded ``max_reference`` subset
-    (GuacaMol compares 10,000 samples with 10,000 training molecules)."""
-    subset = list(reference)
-    if len(subset) > max_reference:
-        subset = random.Random(seed).sample(subset, max_reference)
-    kl = kl_divergence_score(samples, subset)
+    (GuacaMol compares 10,000 samples with 10,000 training molecules). To score several sample sets, pass one
+    :class:`ReferenceStatistics` (``max_reference``, ``seed`` and ``device`` are then its own)."""
+    if not isinstance(reference, ReferenceStatistics):
+        reference = ReferenceStatistics(reference, max_reference, seed, device)
+    kl = kl_divergence_score(samples, reference)
     out = {
         "num_samples": len(samples),
         "validity": validity(samples),
@@ -201,6 +254,6 @@ def distribution_metrics(samples: Sequence[str], reference: Sequence[str], max_r
         "kl_per_descriptor": kl["kl"],
     }
     if with_fcd:
-        f = fcd_score(samples, subset, device)
+        f = fcd_score(samples, reference, device)
         out.update(fcd=f["fcd"], frechet=f["score"])
     return out

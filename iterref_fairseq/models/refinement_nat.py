@@ -260,35 +260,37 @@ class RefinementNATModel(BaseFairseqModel):
         logits, hidden = self.decode_initial(encoder_out, src_tokens, tgt_mask)
         steps = [{"logits": logits, "target": target, "mask": tgt_mask, "input": "copy"}]
         # the model's own chain Y^0, Y^1, ...: the LVM term of step l is conditioned on Y^{l-1}
-        chain_tokens = self._chain_tokens(logits, stochastic).masked_fill(~tgt_mask, self.pad)
+        chain_tokens = self._chain_tokens(logits, stochastic, tgt_mask)
         chain_hidden = hidden.detach()
         for step in range(1, train_steps):
             use_dae = corrupt is not None and float(torch.rand(())) < dae_prob
             if not use_dae:
                 logits, hidden = self.decode_refine(encoder_out, chain_tokens, chain_hidden, tgt_mask)
                 steps.append({"logits": logits, "target": target, "mask": tgt_mask, "input": "lvm"})
-                chain_tokens = self._chain_tokens(logits, stochastic).masked_fill(~tgt_mask, self.pad)
+                chain_tokens = self._chain_tokens(logits, stochastic, tgt_mask)
                 chain_hidden = hidden.detach()
                 continue
             noisy = corrupt(target).masked_fill(~tgt_mask, self.pad)
             logits, hidden = self.decode_refine(encoder_out, noisy, chain_hidden, tgt_mask)
             steps.append({"logits": logits, "target": target, "mask": tgt_mask, "input": "dae"})
             if lvm_input == "previous":  # next step continues from the DAE step's output
-                chain_tokens = self._chain_tokens(logits, stochastic).masked_fill(~tgt_mask, self.pad)
+                chain_tokens = self._chain_tokens(logits, stochastic, tgt_mask)
                 chain_hidden = hidden.detach()
             elif step < train_steps - 1:  # advance the model's own chain past Y^{l-1} without gradient
                 with torch.no_grad():
                     chain_logits, chain_hidden = self.decode_refine(encoder_out, chain_tokens, chain_hidden, tgt_mask)
-                chain_tokens = self._chain_tokens(chain_logits, stochastic).masked_fill(~tgt_mask, self.pad)
+                chain_tokens = self._chain_tokens(chain_logits, stochastic, tgt_mask)
         return {"steps": steps, "length": {"logits": length_logits, "target": length_target}}
 
-    @staticmethod
-    def _chain_tokens(logits: torch.Tensor, stochastic: bool) -> torch.Tensor:
-        """Y^l from the logits (B, T, V) of step l: argmax, or a sample (stochastic approximation)."""
-        if not stochastic:
-            return logits.detach().argmax(-1)
-        probs = F.softmax(logits.detach().float(), dim=-1)
-        return torch.multinomial(probs.view(-1, probs.size(-1)), 1).view(logits.shape[:-1])
+    def _chain_tokens(self, logits: torch.Tensor, stochastic: bool, tgt_mask: torch.Tensor) -> torch.Tensor:
+        """Y^l from the logits (B, T, V) of step l: argmax, or a sample (stochastic approximation); pads where
+        tgt_mask (B, T) is False."""
+        if stochastic:
+            probs = F.softmax(logits.detach().float(), dim=-1)
+            tokens = torch.multinomial(probs.view(-1, probs.size(-1)), 1).view(logits.shape[:-1])
+        else:
+            tokens = logits.detach().argmax(-1)
+        return tokens.masked_fill(~tgt_mask, self.pad)
 
     # ------------------------------------------------------------------ decoding hooks
     def _state(self, logits: torch.Tensor, hidden: torch.Tensor, tgt_mask: torch.Tensor) -> RefinementState:

@@ -18,6 +18,7 @@ generalized generator of thesis chapter 4 (``generators/generalized.py``) with t
 ``--print-step``; see examples/masked_translation/README.md.
 """
 import logging
+import os
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -84,6 +85,12 @@ class TranslationRefineConfig(TranslationConfig):
     decoding_seed: int = field(default=1, metadata={"help": "seed of the uniform strategy's random order"})
 
 
+def _max_target_length(models, default: int) -> int:
+    """The longest target every model can decode (``default`` when no model states one)."""
+    limits = [m.max_decoder_positions() for m in models if hasattr(m, "max_decoder_positions")]
+    return min(limits) if limits else default
+
+
 @register_task("translation_refine", dataclass=TranslationRefineConfig)
 class TranslationRefineTask(TranslationTask):
     cfg: TranslationRefineConfig
@@ -99,7 +106,6 @@ class TranslationRefineTask(TranslationTask):
             return self.build_generalized_generator(models, args)
         if getattr(args, "iter_decode_with_external_reranker", False):
             raise ValueError("--iter-decode-with-external-reranker is not supported by translation_refine")
-        max_positions = [m.max_decoder_positions() for m in models if hasattr(m, "max_decoder_positions")]
         return IterativeRefinementDecoder(
             self.target_dictionary,
             max_iter=getattr(args, "iter_decode_max_iter", 10),
@@ -110,7 +116,7 @@ class TranslationRefineTask(TranslationTask):
             remove_repeats=not self.cfg.keep_repeats,
             oracle_length=self.cfg.oracle_length,
             retain_history=getattr(args, "retain_iter_history", False),
-            max_len=min(max_positions) if max_positions else 1024,
+            max_len=_max_target_length(models, 1024),
         )
 
     def build_generalized_generator(self, models, args):
@@ -133,20 +139,19 @@ class TranslationRefineTask(TranslationTask):
             stats = LengthStatistics(np.asarray(train.src_sizes) - 1, np.asarray(train.tgt_sizes) - 1)
         rescorer = None
         if cfg.rescore_path:
-            import os
-
             if not os.path.isfile(cfg.rescore_path):
                 raise ValueError(f"--rescore-path: file not found: {cfg.rescore_path}")
             data = cfg.data.split(os.pathsep)[0]
-            rescorer = ARRescorer(cfg.rescore_path, data, self.target_dictionary,
-                                  use_cuda=torch.cuda.is_available() and not getattr(args, "cpu", False))
-        max_positions = [m.max_decoder_positions() for m in models if hasattr(m, "max_decoder_positions")]
+            rescorer = ARRescorer.from_checkpoint(
+                cfg.rescore_path, data, self.target_dictionary,
+                use_cuda=torch.cuda.is_available() and not getattr(args, "cpu", False),
+            )
         return GeneralizedDecoder(
             self.target_dictionary, strategy, budget=cfg.decoding_budget, tokens_per_step=str(cfg.tokens_per_step),
             beam=getattr(args, "beam", 1), position_beam=cfg.position_beam,
             length_candidates=cfg.length_candidates, length_stats=stats, oracle_length=cfg.oracle_length,
             rescorer=rescorer, retain_history=getattr(args, "retain_iter_history", False),
-            max_len=min(max_positions) if max_positions else 256,
+            max_len=_max_target_length(models, 256),
         )
 
     def inference_step(self, generator, models, sample, prefix_tokens=None, constraints=None):
