@@ -118,3 +118,32 @@ def test_generate_returns_fairseq_hypotheses(model):
 def test_bad_sampler_options_are_clear_errors(model, kwargs, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):
         TauLeapingSampler(model.dictionary, **kwargs)
+
+
+class _Oracle(_Greedy):
+    """Rates of the exact process for a target of ``n`` tokens under the linear schedule: the trailing gap expects
+    the n - (present tokens) still absent, lambda_in = remaining / (1 - t)."""
+
+    def __init__(self, model, n):
+        super().__init__(model, 0.0)
+        self.n = n
+
+    def rates(self, prompt, tokens, padding_mask, t):
+        logp, lam_in, lam_um = self.model.rates(prompt, tokens, padding_mask, t)
+        present = (~padding_mask).sum(1, keepdim=True) - 1  # content tokens (EOS excluded)
+        remaining = (self.n - present).clamp(min=0).float()
+        is_last = torch.arange(tokens.size(1)).unsqueeze(0) == present  # the EOS owns the last gap
+        lam = torch.where(is_last, remaining / (1 - t.unsqueeze(1)), torch.zeros_like(lam_in))
+        return logp, lam, lam_um
+
+
+def test_last_step_inserts_every_token_still_absent(model):
+    """With one step, plain tau-leaping would draw Poisson(n) tokens; the interval [0, 1] brings every absent token,
+    so the sampler inserts exactly the expected remaining count."""
+    d = model.dictionary
+    for n in (1, 3, 7):
+        out = TauLeapingSampler(d, sampling_steps=1, seed=0).sample(_Oracle(model, n), _prompt(model))
+        assert (out["tokens"].ne(d.pad()).sum(1) - 1).tolist() == [n] * 5
+    # many steps: the sequence never ends shorter than the oracle's length
+    out = TauLeapingSampler(d, sampling_steps=16, seed=1).sample(_Oracle(model, 6), _prompt(model))
+    assert bool((out["tokens"].ne(d.pad()).sum(1) - 1).ge(6).all())

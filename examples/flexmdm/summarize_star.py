@@ -6,6 +6,7 @@ Arguments: DIFFICULTY:MODEL:CHECKPOINT_DIR ... (each dir holds checkpoint_last.p
 import argparse
 import datetime
 import json
+import os
 import platform
 import re
 from pathlib import Path
@@ -35,23 +36,38 @@ def main() -> None:
         state = torch.load(Path(ckdir) / "checkpoint_last.pt", map_location="cpu", weights_only=False)
         params = sum(v.numel() for v in state["model"].values())
         updates = state.get("optimizer_history", [{}])[-1].get("num_updates")
+        order = {}
+        if (Path(ckdir) / "order.json").exists():  # written for insertion models (iterref-flexmdm-order)
+            o = json.loads((Path(ckdir) / "order.json").read_text())
+            order = {"order_corr_reveal": o.get("pearson"), "order_corr_insert": o.get("pearson_insert"),
+                     "order_exact_match_confidence_none": o.get("exact_match")}
         rows.append({"difficulty": difficulty, "model": model, "name": NAMES.get(model, model),
                      "exact_match": em["exact_match"], "correct": em["correct"], "total": em["total"],
-                     "parameters": params, "updates": updates})
+                     "parameters": params, "updates": updates, **order})
     date = datetime.date.today().isoformat()
     out = Path(args.out_dir)
     out.mkdir(exist_ok=True)
     meta = {"budget_minutes_per_model": args.budget_min, "sampling_steps": args.steps, "seed": args.seed,
             "torch": torch.__version__, "hardware": f"{platform.machine()} {platform.processor()}".strip(),
+            "cpu_count": os.cpu_count(), "omp_threads_per_model": os.environ.get("OMP_NUM_THREADS"),
             "date": date}
     (out / f"flexmdm_star_cpu_{date}.json").write_text(json.dumps({**meta, "rows": rows}, indent=1))
     lines = [f"Star-graph exact match (%), {args.budget_min:g} CPU minutes per model, {args.steps} tau-leaping steps "
              f"(insertion models, confidence top_prob), greedy AR; seed {args.seed}.", "",
-             "| difficulty | model | exact match | correct / total | parameters | updates |",
-             "|---|---|---:|---:|---:|---:|"]
+             "| difficulty | model | exact match | correct / total | parameters | updates | "
+             "corr(insert time, dist.) | corr(reveal time, dist.) |",
+             "|---|---|---:|---:|---:|---:|---:|---:|"]
+
+    def corr(x):
+        return "-" if x is None else f"{x:.2f}"
+
     for r in rows:
         lines.append(f"| {r['difficulty']} | {r['name']} | {r['exact_match']:.1f} | {r['correct']} / {r['total']} | "
-                     f"{r['parameters']:,} | {r['updates']} |")
+                     f"{r['parameters']:,} | {r['updates']} | {corr(r.get('order_corr_insert'))} | "
+                     f"{corr(r.get('order_corr_reveal'))} |")
+    lines += ["", "Order columns: Pearson correlation between a token's generation step and its distance to the "
+              "junction over the exactly-correct test paths, sampled without confidence ordering (-1: arm ends "
+              "first, junction last, the paper's locally optimal order)."]
     (out / f"flexmdm_star_cpu_{date}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

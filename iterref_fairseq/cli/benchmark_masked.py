@@ -51,6 +51,8 @@ DEFAULT_SYSTEMS = ",".join(
     # Table 4.1: number of length candidates vs gold length
     + [f"easy-first/L/one/b1/len{n}" for n in (1, 2, 3)] + ["easy-first/L/one/b1/gold", "easy-first/L/one/b1/len4m"]
 )
+# appended to the default grid when --policy-path is given (the PPO-learned coordinate selection, thesis §4.3.3)
+DEFAULT_LEARNED_SYSTEMS = "learned/L/one/b1/len4,learned/L/one/b4/len4"
 
 
 def parse_system(spec: str) -> Dict:
@@ -96,7 +98,10 @@ def run(args) -> Dict:
     from .benchmark_decode import detokenize, hardware, read_refs
     from .plot_orders import load_masked_model
 
-    systems = [parse_system(s) for s in args.systems.split(",") if s.strip()]
+    spec = args.systems or DEFAULT_SYSTEMS + (f",{DEFAULT_LEARNED_SYSTEMS}" if args.policy_path else "")
+    systems = [parse_system(s) for s in spec.split(",") if s.strip()]
+    if any(s.get("strategy") == "learned" for s in systems) and not args.policy_path:
+        raise ValueError("systems with the 'learned' strategy need --policy-path (train one with iterref-train-policy)")
     use_cuda = torch.cuda.is_available() and not args.cpu
     model, task = load_masked_model(args.data, args.path, args.source_lang, args.target_lang, cpu=not use_cuda)
     ar_model = rescorer = None
@@ -206,7 +211,9 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--ar", help="autoregressive fairseq checkpoint (ar/bK systems and /ar rescoring)")
     p.add_argument("--policy-path", help="policy for the 'learned' strategy")
     p.add_argument("--refs", nargs="*", help="detokenized reference files (multi-reference BLEU)")
-    p.add_argument("--systems", default=DEFAULT_SYSTEMS, help="comma-separated systems (see above)")
+    p.add_argument("--systems", default=None,
+                   help="comma-separated systems (see above); default: the grid of Tables 4.1-4.3, plus the learned "
+                        "strategy when --policy-path is given")
     p.add_argument("--subset", default="test")
     p.add_argument("--max-sentences", type=int, default=300, help="decode the first N sentences (0 = all)")
     p.add_argument("--batch-size", type=int, default=32)

@@ -84,7 +84,9 @@ def cmd_steps(args) -> None:
 
 
 def cmd_tradeoff(args) -> None:
-    points = []  # (label, novelty, frechet)
+    """One labelled point per evaluated run (iterref-evaluate-molecules JSON) and one line per step file, whose
+    points are the generation steps (step 0 = the initialization)."""
+    runs, curves = [], []  # runs: (label, novelty, frechet); curves: (label, [(step, novelty, frechet)])
     for path in args.metrics:
         if not os.path.isfile(path):
             fail(f"metrics file not found: {path}")
@@ -94,41 +96,67 @@ def cmd_tradeoff(args) -> None:
             for name, r in data["results"].items():
                 if "frechet" not in r:
                     fail(f"{path}: no Fréchet score for {name}; evaluate without --no-fcd")
-                points.append((os.path.basename(name), r["novelty"], r["frechet"]))
+                runs.append((os.path.splitext(os.path.basename(name))[0], r["novelty"], r["frechet"]))
         elif "per_step" in data:  # iterref-plot-molecules steps
-            xs = [(m["novelty"], m["frechet"]) for m in data["per_step"] if "frechet" in m]
-            points.extend((f"{os.path.basename(path)}@{m['step']}", n, fr)
-                          for m, (n, fr) in zip(data["per_step"], xs))
+            pts = [(m["step"], m["novelty"], m["frechet"]) for m in data["per_step"] if "frechet" in m]
+            if not pts:
+                fail(f"{path}: no Fréchet scores per step; run 'steps' without --no-fcd")
+            curves.append((os.path.basename(data.get("trajectory", path)).split(".smi")[0] + " (per step)", pts))
         else:
             fail(f"{path} is neither an iterref-evaluate-molecules nor a 'steps' JSON file")
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(5, 4))
-    ax.scatter([p[1] for p in points], [p[2] for p in points])
-    for label, x, y in points if len(points) <= 12 else []:
-        ax.annotate(label, (x, y), fontsize=7)
+    fig, ax = plt.subplots(figsize=(5.5, 4.2))
+    for label, pts in curves:
+        ax.plot([p[1] for p in pts], [p[2] for p in pts], "-o", ms=3, alpha=0.6, label=label)
+        ax.annotate(f"step {pts[0][0]}", (pts[0][1], pts[0][2]), fontsize=7)
+        ax.annotate(f"step {pts[-1][0]}", (pts[-1][1], pts[-1][2]), fontsize=7)
+    for label, x, y in runs:
+        ax.scatter([x], [y], marker="s", s=30, zorder=3)
+        ax.annotate(label, (x, y), fontsize=7, xytext=(-4, 4), textcoords="offset points", ha="right")
     ax.set_xlabel("novelty")
     ax.set_ylabel("Fréchet ChemNet Distance score")
+    if curves:
+        ax.legend(fontsize=7, loc="lower left")
     fig.tight_layout()
     fig.savefig(args.out, dpi=120)
-    print(json.dumps({"plot": args.out, "points": len(points)}))
+    print(json.dumps({"plot": args.out, "points": len(runs) + sum(len(c[1]) for c in curves)}))
 
 
 def cmd_trajectory(args) -> None:
+    """Draw one sample at every recorded step. Intermediate graphs that RDKit cannot sanitise (recorded as
+    ``INVALID`` by the generator) get a labelled empty cell, so the grid keeps one cell per step and the reader
+    sees where the chain passed through invalid states."""
     from rdkit import Chem
     from rdkit.Chem import Draw
 
     rows = read_trajectory(args.trajectory)
     if not 0 <= args.index < len(rows[0]["smiles"]):
         fail(f"--index {args.index} is out of range: the trajectory has {len(rows[0]['smiles'])} samples")
-    mols, legends = [], []
-    for r in rows[:: max(1, args.every)]:
+    frames = rows[:: max(1, args.every)]
+    if frames[-1] is not rows[-1]:
+        frames.append(rows[-1])  # always show the final sample
+    plt = _pyplot()
+    cols = min(args.per_row, len(frames))
+    n_rows = (len(frames) + cols - 1) // cols
+    fig, axes = plt.subplots(n_rows, cols, figsize=(2.4 * cols, 2.3 * n_rows), squeeze=False)
+    invalid = 0
+    for ax, r in zip(axes.flat, frames):
         s = r["smiles"][args.index]
-        mol = Chem.MolFromSmiles(s)
-        mols.append(mol if mol is not None else Chem.Mol())
-        legends.append(f"step {r['step']}" + ("" if mol is not None else " (invalid)"))
-    img = Draw.MolsToGridImage(mols, molsPerRow=min(args.per_row, len(mols)), subImgSize=(220, 180), legends=legends)
-    img.save(args.out)
-    print(json.dumps({"plot": args.out, "frames": len(mols)}))
+        mol = Chem.MolFromSmiles(s) if s and s != "INVALID" else None
+        ax.set_axis_off()
+        if mol is None:
+            invalid += 1
+            ax.text(0.5, 0.5, "invalid\n(RDKit cannot\nsanitise)", ha="center", va="center", color="firebrick",
+                    fontsize=9, transform=ax.transAxes)
+            ax.set_title(f"step {r['step']}", fontsize=9)
+        else:
+            ax.imshow(Draw.MolToImage(mol, size=(240, 200)))
+            ax.set_title(f"step {r['step']}\n{s}", fontsize=7)
+    for ax in list(axes.flat)[len(frames):]:
+        ax.set_axis_off()
+    fig.tight_layout()
+    fig.savefig(args.out, dpi=110)
+    print(json.dumps({"plot": args.out, "frames": len(frames), "invalid_frames": invalid}))
 
 
 def main(argv=None) -> None:

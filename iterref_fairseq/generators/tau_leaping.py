@@ -20,7 +20,10 @@ at x_t (tau-leaping):
    (``top_prob``: max probability; ``prob_diff``: gap between the two most likely tokens; ``entropy``: lowest
    entropy of K);
 2. insertion: each gap receives Poisson(lambda_in dt) new masks (several per gap allowed). Insertions that would
-   make the sequence longer than ``max_len`` content tokens are rejected (counted in ``rejected``);
+   make the sequence longer than ``max_len`` content tokens are rejected (counted in ``rejected``). In the last
+   step every token still absent must arrive (the hazard integrates to infinity on [1 - dt, 1]), so each gap
+   receives round(lambda_in (1 - t)) masks, its expected remaining count (deviation from plain tau-leaping, whose
+   Poisson draw in that step has the right mean but the wrong count for most gaps that still expect a token);
 3. after the last step, the remaining masks are filled by argmax.
 
 Every output token carries the step at which it was inserted and revealed (0 = present from the start,
@@ -150,8 +153,14 @@ class TauLeapingSampler:
                 tokens = torch.where(events, drawn, tokens)
                 scores = torch.where(events, drawn_lp, scores)
                 reveal_step = torch.where(events, k + 1, reveal_step)
-            # 2. insertion: Poisson(lambda_in dt) masks per gap, refused beyond max_len
-            counts = torch.poisson(lam_in * dt * (~pad_mask), generator=gen).long()
+            # 2. insertion: Poisson(lambda_in dt) masks per gap, refused beyond max_len. The last interval
+            # [1 - dt, 1] has an infinite integrated hazard (every token still absent arrives), so the last step
+            # inserts the expected remaining count lambda_in (1 - t) (= b_in^theta as t -> 1), rounded, instead of
+            # a Poisson draw with that mean -- which would get the count wrong about 60% of the time.
+            if k == self.steps - 1:
+                counts = torch.round(lam_in * (1.0 - k * dt) * (~pad_mask)).long()
+            else:
+                counts = torch.poisson(lam_in * dt * (~pad_mask), generator=gen).long()
             room = (max_len - (tokens.ne(self.pad).sum(1) - 1)).clamp(min=0)  # content tokens (EOS excluded)
             capped = torch.minimum(counts.cumsum(1), room.unsqueeze(1))
             capped = torch.diff(capped, dim=1, prepend=capped.new_zeros(bsz, 1))

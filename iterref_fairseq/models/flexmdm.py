@@ -51,8 +51,12 @@ class _Encoder(nn.Module):
         self.pos_prompt = nn.Embedding(max_prompt + 2, dim)
         self.pos_x = nn.Embedding(max_target + 2, dim)
         self.segment = nn.Embedding(2, dim)
+        # Positions and segments start at the tokens' scale (all are multiplied by sqrt(dim) below). Star-graph
+        # traversal is mostly positional (the source is the token after '|', x_t position 0 holds it late in the
+        # process); with the usual std 0.02 the position signal starts ~50x weaker than the token signal and a
+        # tiny model took >800 updates to copy the source token (39% accuracy), measured on easy star graphs.
         for emb in (self.pos_prompt, self.pos_x, self.segment):
-            nn.init.normal_(emb.weight, std=0.02)
+            nn.init.normal_(emb.weight, std=dim ** -0.5)
         self.stack = AdaLNStack(layers, dim, heads, ffn, dropout)
         self.pad = pad
         self.scale = math.sqrt(dim)
@@ -69,8 +73,8 @@ class _Encoder(nn.Module):
             )
         p_pos = ((~p_pad).long().cumsum(1) - 1).clamp(min=0)
         x_pos = torch.arange(x.size(1), device=x.device).unsqueeze(0).expand_as(x)
-        hp = self.scale * self.embed(prompt) + self.pos_prompt(p_pos) + self.segment.weight[0]
-        hx = self.scale * self.embed(x) + self.pos_x(x_pos) + self.segment.weight[1]
+        hp = self.scale * (self.embed(prompt) + self.pos_prompt(p_pos) + self.segment.weight[0])
+        hx = self.scale * (self.embed(x) + self.pos_x(x_pos) + self.segment.weight[1])
         h = self.stack(torch.cat([hp, hx], 1), c, torch.cat([p_pad, x_pad], 1))
         return h[:, prompt.size(1):]
 
