@@ -30,3 +30,13 @@ ar_teacher_stage() {
     --save-dir "$OUT/ar" --no-epoch-checkpoints --save-interval-updates 200 --keep-interval-updates 1 \
     --disable-validation --log-format simple --log-interval 50
 }
+
+# distill_stage MESSAGE: the training targets rewritten by the teacher $OUT/ar (beam ${DISTILL_BEAM:-1}) into
+# $OUT/distill/bin (sequence-level knowledge distillation; the NAT of demo.sh and the masked model of
+# train-bible-tiny.sh train on it)
+distill_stage() {
+  if [ -f "$OUT/distill/bin/dict.en.txt" ]; then return 0; fi
+  log "$1"
+  "$PYTHON" scripts/distill.py --data "$DATA/bin" --path "$OUT/ar/checkpoint_last.pt" --out "$OUT/distill" \
+    --beam "${DISTILL_BEAM:-1}" --max-tokens 12000 --cpu
+}

@@ -170,3 +170,21 @@ def test_criterion_gradients_reach_generator_and_aux(learned, backbone, learn_um
         assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
     else:
         assert not hasattr(model, "aux_head")
+
+
+def test_stratified_training_times_cover_every_bin_once():
+    from iterref_fairseq.models.flexmdm import sample_training_times
+
+    torch.manual_seed(0)
+    for bsz in (1, 7, 64):
+        t = sample_training_times(bsz, 0.9, "stratified")
+        assert t.shape == (bsz,) and bool(((t >= 0) & (t < 0.9)).all())
+        bins = torch.floor(t / 0.9 * bsz).long()
+        assert sorted(bins.tolist()) == list(range(bsz))  # one time in each of the bsz equal bins
+    # marginally uniform: the mean of many stratified draws of a batch of 3 is t_max / 2
+    means = torch.stack([sample_training_times(3, 1.0, "stratified") for _ in range(4000)])
+    assert abs(float(means.mean()) - 0.5) < 0.01 and abs(float(means[:, 0].mean()) - 0.5) < 0.03
+    iid = sample_training_times(1000, 0.5, "iid")
+    assert bool((iid < 0.5).all()) and 0.2 < float(iid.mean()) < 0.3
+    with pytest.raises(ValueError, match="unknown t sampling 'sobol'"):
+        sample_training_times(4, 0.9, "sobol")

@@ -32,11 +32,7 @@ log() { echo "[demo $(date +%H:%M:%S)] $*" >&2; }
 bible_data_stage "1/5 preparing Bible de->en data into $DATA"
 ar_teacher_stage "2/5 training the AR teacher for $AR_MINUTES minutes"
 
-if [ ! -f "$OUT/distill/bin/dict.en.txt" ]; then
-  log "3/5 distilling the training targets (teacher beam $DISTILL_BEAM)"
-  "$PYTHON" scripts/distill.py --data "$DATA/bin" --path "$OUT/ar/checkpoint_last.pt" --out "$OUT/distill" \
-    --beam "$DISTILL_BEAM" --max-tokens 12000 --cpu
-fi
+distill_stage "3/5 distilling the training targets (teacher beam $DISTILL_BEAM)"
 
 if [ ! -f "$OUT/nat/checkpoint_last.pt" ]; then
   log "4/5 training refinement_nat_tiny on the distilled data for $NAT_MINUTES minutes"

@@ -140,8 +140,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         with torch.no_grad():
             hyps = sampler.generate([model], batch)
         for row, (hyp,) in enumerate(hyps):
-            prompt = src_dict.string(batch["net_input"]["src_tokens"][row])
-            ref = tgt_dict.string(batch["target"][row])
+            src, tgt = batch["net_input"]["src_tokens"][row], batch["target"][row]
+            prompt = src_dict.string(src[src.ne(src_dict.pad())])  # prompts of varying length are left-padded
+            ref = tgt_dict.string(tgt[tgt.ne(tgt_dict.pad())])
             edges, _source, _goal = parse_prompt(prompt)
             pred = tgt_dict.string(hyp["tokens"])
             path = [int(x) for x in ref.split()]

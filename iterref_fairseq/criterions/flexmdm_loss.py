@@ -28,9 +28,10 @@ from typing import Dict
 import torch
 import torch.nn.functional as F
 from fairseq.criterions import FairseqCriterion, register_criterion
-from fairseq.dataclass import FairseqDataclass
+from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 
 from ..data.insertion_noise import gap_sums
+from ..models.flexmdm import T_SAMPLING
 from ..modules import kumaraswamy as kuma
 from .logging_utils import log_means
 
@@ -114,6 +115,9 @@ class FlexMDMLossConfig(FairseqDataclass):
     no_reinforce: bool = field(
         default=False, metadata={"help": "drop the REINFORCE term (phi then learns from pathwise gradients only)"})
     t_max: float = field(default=0.999, metadata={"help": "training times t ~ U(0, t_max); the rates diverge at 1"})
+    t_sampling: ChoiceEnum(list(T_SAMPLING)) = field(
+        default="stratified", metadata={"help": "times of a batch: stratified (low-discrepancy, lower variance) or "
+                                                "iid; both are marginally U(0, t_max)"})
     insertion_norm: int = field(
         default=0, metadata={"help": "L_max of the 1/L_max factor of L_in; 0 = the longest sequence of the batch "
                                      "(content + EOS), which keeps L_um and L_in balanced when the model's "
@@ -122,8 +126,10 @@ class FlexMDMLossConfig(FairseqDataclass):
 
 @register_criterion("flexmdm_loss", dataclass=FlexMDMLossConfig)
 class FlexMDMLoss(FairseqCriterion):
-    def __init__(self, task, schedule_reg_weight, kuma_kl_weight, no_reinforce, t_max, insertion_norm=0):
+    def __init__(self, task, schedule_reg_weight, kuma_kl_weight, no_reinforce, t_max, insertion_norm=0,
+                 t_sampling="stratified"):
         super().__init__(task)
+        self.t_sampling = str(t_sampling)
         if insertion_norm < 0:
             raise ValueError(f"--insertion-norm must be >= 0, got {insertion_norm}")
         self.insertion_norm = insertion_norm
@@ -135,7 +141,8 @@ class FlexMDMLoss(FairseqCriterion):
     def forward(self, model, sample, reduce=True):
         if "target" not in sample or sample["target"] is None:
             raise ValueError("flexmdm_loss needs targets (clean sequences) in the batch")
-        spec = model(**sample["net_input"], tgt_tokens=sample["target"], num_samples=2, t_max=self.t_max)
+        spec = model(**sample["net_input"], tgt_tokens=sample["target"], num_samples=2, t_max=self.t_max,
+                     t_sampling=self.t_sampling)
         a, x1, t = spec["a"], spec["x1"], spec["t"]
         b_in, b_um = spec["b_in_phi"], spec["b_um_phi"]
         l_max = float(self.insertion_norm or int(spec["content"].sum(1).max()) + 1)  # + EOS

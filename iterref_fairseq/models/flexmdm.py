@@ -79,6 +79,26 @@ class _Encoder(nn.Module):
         return h[:, prompt.size(1):]
 
 
+T_SAMPLING = ("stratified", "iid")
+
+
+def sample_training_times(bsz: int, t_max: float, how: str, device=None) -> torch.Tensor:
+    """(bsz,) training times, each marginally U(0, t_max).
+
+    ``iid``: independent draws. ``stratified`` (low-discrepancy, as in MDLM's training code): one shared offset
+    u ~ U(0, 1) and t_i = t_max (u + i) / bsz in random order, so a batch covers [0, t_max) evenly. The loss stays
+    unbiased (every t_i is uniform) but its variance drops: the weight 1 / (1 - t) of the unmasking and insertion
+    terms is heavy-tailed near t = 1, and i.i.d. batches over- or under-sample that tail from step to step.
+    """
+    if how == "iid":
+        return torch.rand(bsz, device=device) * t_max
+    if how != "stratified":
+        raise ValueError(f"unknown t sampling {how!r}; choose one of {', '.join(T_SAMPLING)}")
+    u = torch.rand(1, device=device)
+    t = (u + torch.arange(bsz, device=device)) / bsz
+    return t[torch.randperm(bsz, device=device)] * t_max
+
+
 def _rate_head(dim: int, n: int) -> nn.Linear:
     head = nn.Linear(dim, n)
     nn.init.normal_(head.weight, std=1e-3)
@@ -202,10 +222,11 @@ class FlexMDMModel(BaseFairseqModel):
     # ------------------------------------------------------------------ training
     def forward(self, src_tokens: torch.Tensor, src_lengths: torch.Tensor = None, prev_output_tokens=None,
                 tgt_tokens: Optional[torch.Tensor] = None, num_samples: int = 2, t_max: float = 0.999,
-                **unused) -> Dict:
+                t_sampling: str = "stratified", **unused) -> Dict:
         """Loss spec for x1 = ``tgt_tokens`` (B, L) (content + EOS, right-padded).
 
-        Draws one time t ~ U(0, t_max) per sequence, shared by its ``num_samples`` noisy samples (two for the
+        Draws one time t ~ U(0, t_max) per sequence (``t_sampling``: see :func:`sample_training_times`), shared by
+        its ``num_samples`` noisy samples (two for the
         leave-one-out REINFORCE estimator; sharing t makes the two losses comparable, so the baseline removes
         the variance due to t). Returns a dict with ``t`` (B,), ``b_in_phi`` / ``b_um_phi`` (B, L),
         ``x1`` (B, L), ``content`` (B, L), and ``samples``: a list of {noisy, logits (B, Lt, V), b_in_theta
@@ -220,7 +241,7 @@ class FlexMDMModel(BaseFairseqModel):
         bsz = x1.size(0)
         content = content_mask(x1, self.pad, self.eos, self.bos)
         b_in_phi, b_um_phi = self.aux_multipliers(src_tokens, x1)
-        t = torch.rand(bsz, device=x1.device) * t_max
+        t = sample_training_times(bsz, t_max, t_sampling, x1.device)
         noisy_list = []
         with torch.no_grad():  # the discrete states get REINFORCE gradients, not pathwise ones
             for _ in range(num_samples):
