@@ -41,13 +41,14 @@ for P in "${PIDS[@]}"; do wait "$P" || { echo "a model failed: see $WORK/*.log" 
 import datetime, json, os, platform, sys
 from pathlib import Path
 import torch
+sys.path.insert(0, "examples/flexmdm")
+from summarize_star import checkpoint_size
 work, out_dir, budget = Path(sys.argv[1]), Path(sys.argv[2]), float(sys.argv[3])
 rows = []
 for m, name in (("flexmdm", "FlexMDM (uniform order)"), ("lflexmdm", "LFlexMDM (learned insertion order, b_um = 1)")):
     r = json.loads((work / m / "molecules.json").read_text())
-    state = torch.load(work / m / "checkpoint_last.pt", map_location="cpu", weights_only=False)
-    r.update(model=m, name=name, parameters=sum(v.numel() for v in state["model"].values()),
-             updates=state["optimizer_history"][-1]["num_updates"])
+    params, updates = checkpoint_size(work / m / "checkpoint_last.pt")
+    r.update(model=m, name=name, parameters=params, updates=updates)
     rows.append(r)
 date = datetime.date.today().isoformat()
 out_dir.mkdir(exist_ok=True)

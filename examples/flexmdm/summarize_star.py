@@ -17,6 +17,13 @@ NAMES = {"flexmdm": "FlexMDM (uniform order)", "lflexmdm": "LFlexMDM (learned in
          "ar": "AR transformer (fairseq, greedy)"}
 
 
+def checkpoint_size(path: Path):
+    """(parameter count, number of updates) of a fairseq checkpoint (also used by molecules_cpu_table.sh)."""
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    return (sum(v.numel() for v in state["model"].values()),
+            state.get("optimizer_history", [{}])[-1].get("num_updates"))
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("runs", nargs="+")
@@ -33,9 +40,7 @@ def main() -> None:
         if not found:
             raise SystemExit(f"{ckdir}/generate.txt has no exact-match JSON line: did fairseq-generate fail?")
         em = json.loads(found.group(1))
-        state = torch.load(Path(ckdir) / "checkpoint_last.pt", map_location="cpu", weights_only=False)
-        params = sum(v.numel() for v in state["model"].values())
-        updates = state.get("optimizer_history", [{}])[-1].get("num_updates")
+        params, updates = checkpoint_size(Path(ckdir) / "checkpoint_last.pt")
         order = {}
         if (Path(ckdir) / "order.json").exists():  # written for insertion models (iterref-flexmdm-order)
             o = json.loads((Path(ckdir) / "order.json").read_text())

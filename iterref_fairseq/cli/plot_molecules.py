@@ -129,6 +129,8 @@ def cmd_trajectory(args) -> None:
     from rdkit import Chem
     from rdkit.Chem import Draw
 
+    from iterref_fairseq.data.molecules import INVALID_SMILES
+
     rows = read_trajectory(args.trajectory)
     if not 0 <= args.index < len(rows[0]["smiles"]):
         fail(f"--index {args.index} is out of range: the trajectory has {len(rows[0]['smiles'])} samples")
@@ -142,7 +144,7 @@ def cmd_trajectory(args) -> None:
     invalid = 0
     for ax, r in zip(axes.flat, frames):
         s = r["smiles"][args.index]
-        mol = Chem.MolFromSmiles(s) if s and s != "INVALID" else None
+        mol = Chem.MolFromSmiles(s) if s and s != INVALID_SMILES else None
         ax.set_axis_off()
         if mol is None:
             invalid += 1

@@ -81,9 +81,10 @@ class ReferenceStatistics:
     def __init__(self, reference: Sequence[str], max_reference: Optional[int] = None, seed: int = 42,
                  device: Optional[str] = None):
         self.reference = list(reference)
-        self.subset = self.reference
-        if max_reference is not None and len(self.subset) > max_reference:
-            self.subset = random.Random(seed).sample(self.subset, max_reference)
+        self.subset_index = range(len(self.reference))
+        if max_reference is not None and len(self.reference) > max_reference:
+            self.subset_index = random.Random(seed).sample(self.subset_index, max_reference)
+        self.subset = [self.reference[i] for i in self.subset_index]
         self.device = device
 
     @cached_property
@@ -110,7 +111,8 @@ class ReferenceStatistics:
 
     @cached_property
     def fcd_molecules(self) -> List[str]:
-        return [c for c in (canonical(s) for s in self.subset) if c is not None]
+        per_line = self.canonical_per_line  # canonicalized once, shared with novelty
+        return [per_line[i] for i in self.subset_index if per_line[i] is not None]
 
     @cached_property
     def chemnet_activations(self) -> np.ndarray:
