@@ -109,9 +109,11 @@ def test_policy_training_learned_decoding_plots_and_benchmark(tiny_data, masked_
     out_json = tmp_path / "bench.json"
     cli("iterref-benchmark-masked", "--data", tiny_data, "--path", masked_checkpoint, "--ar", ar_checkpoint,
         "--refs", refs, "--systems", "ar/b1,left2right/L/one/b1/len2,easy-first/4/ceil/b2/gold,"
-        "least2most/L/one/b1/len2m/ar", "--max-sentences", "10", "--target-lang", "en", "--out", out_json, "--cpu")
+        "least2most/L/one/b1/len2m/ar,least2most/4/anneal/b1/len2/mlp", "--max-sentences", "10",
+        "--target-lang", "en", "--out", out_json, "--cpu")
     result = json.loads(out_json.read_text())
-    assert [r["system"] for r in result["rows"]][0] == "AR b=1" and len(result["rows"]) == 4
+    assert [r["system"] for r in result["rows"]][0] == "AR b=1" and len(result["rows"]) == 5
+    assert result["rows"][4]["length_selection"] == "mean-logp" and result["rows"][3]["rescore"]
     assert all(r["sentences"] == 10 and 0 <= r["bleu"] <= 100 for r in result["rows"])
     assert result["rows"][2]["mean_passes"] == 4
     assert (tmp_path / "bench.md").read_text().startswith("| system")

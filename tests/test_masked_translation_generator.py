@@ -174,6 +174,43 @@ def test_generate_returns_candidates_sorted_with_pll_and_history():
             assert h["positional_scores"].numel() == h["tokens"].numel()
 
 
+class PassCounter:
+    """Wraps the real model and counts its Transformer passes (one per canvas_log_probs call)."""
+
+    def __init__(self, model):
+        self.model, self.calls = model, 0
+
+    def __getattr__(self, name):
+        return getattr(self.model, name)
+
+    def canvas_log_probs(self, *args, **kwargs):
+        self.calls += 1
+        return self.model.canvas_log_probs(*args, **kwargs)
+
+
+def test_mean_logp_selection_makes_no_extra_pass_and_picks_the_best_mean():
+    model = tiny_model()
+    src = source(model, 2)
+    sample = {"net_input": {"src_tokens": src, "src_lengths": torch.tensor([5, 5])}, "id": torch.tensor([0, 1])}
+    counted = PassCounter(model)
+    gen = decoder(model, length_candidates=3, length_selection="mean-logp")
+    out = gen.generate([counted], sample)
+    assert counted.calls == gen.passes  # no pseudo-log-likelihood passes
+    for hyps in out:
+        means = [float(h["positional_scores"][:-1].mean()) for h in hyps]
+        assert [h["score"] for h in hyps] == pytest.approx(means, abs=1e-5)
+        assert means == sorted(means, reverse=True) and hyps[0]["pseudo_log_likelihood"] is None
+    # the thesis's choice costs extra passes over the candidates; with one candidate there is nothing to choose
+    counted.calls = 0
+    pll = decoder(model, length_candidates=3)
+    pll.generate([counted], sample)
+    assert counted.calls > pll.passes
+    counted.calls = 0
+    single = decoder(model, length_candidates=1)
+    single.generate([counted], sample)
+    assert counted.calls == single.passes
+
+
 def test_length_statistics_most_frequent_first_and_nearest_source_length():
     stats = LengthStatistics([3, 3, 3, 3, 5], [4, 4, 3, 5, 6])
     lengths, scores = stats.topk(3, 2)
@@ -195,3 +232,5 @@ def test_bad_beam_and_tokens_per_step_are_clear_errors():
         decoder(model, beam=0)
     with pytest.raises(ValueError, match="--tokens-per-step must be one of"):
         decoder(model, tokens_per_step="two")
+    with pytest.raises(ValueError, match="--length-selection must be one of pll, mean-logp"):
+        decoder(model, length_selection="bleu")

@@ -58,6 +58,19 @@ def test_dedicated_mask_symbol_is_added_once_and_never_predicted():
     assert torch.allclose(lp.exp().sum(-1), torch.ones(src.size(0), 5), atol=1e-5)
 
 
+def test_log_probs_at_selected_positions_equal_the_full_pass():
+    model, _ = build()
+    model.eval()
+    src, _, _ = batch(model)
+    canvas = torch.full((src.size(0), 6), model.mask_index)
+    canvas[:, ::2] = model.dictionary.nspecial + 1
+    where = canvas.eq(model.mask_index)
+    full, hidden = model.canvas_log_probs(src, canvas)
+    some, hidden_some = model.canvas_log_probs(src, canvas, where=where)
+    assert some.shape == (int(where.sum()), full.size(-1))
+    assert torch.allclose(some, full[where], atol=1e-6) and torch.allclose(hidden_some, hidden, atol=1e-6)
+
+
 @pytest.mark.parametrize("directions", ["both", "forward"])
 def test_training_masks_between_one_and_all_tokens_of_exactly_one_side(directions):
     model, _ = build()

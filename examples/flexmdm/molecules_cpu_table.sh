@@ -5,9 +5,11 @@
 #
 #   bash examples/flexmdm/molecules_cpu_table.sh                        # defaults below (~BUDGET_MIN + 10 minutes)
 #   BUDGET_MIN=3 TRAIN=20000 NUM=100 STEPS=64 bash examples/flexmdm/molecules_cpu_table.sh    # quick look
+#   MAX_UPDATE=1500 BUDGET_MIN=60 bash examples/flexmdm/molecules_cpu_table.sh                # equal updates
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BUDGET_MIN=${BUDGET_MIN:-15}          # training minutes per model
+MAX_UPDATE=${MAX_UPDATE:-1000000}     # or an update budget per model (same batch size); the first limit wins
 TRAIN=${TRAIN:-200000}                # MOSES training molecules used
 NUM=${NUM:-500}                       # samples per model
 STEPS=${STEPS:-256}                   # tau-leaping steps (the paper samples with 1,024)
@@ -27,7 +29,7 @@ run_model() {
   if [ ! -f "$CK/checkpoint_last.pt" ]; then
     "$BIN/fairseq-train" "$DATA" --user-dir iterref_fairseq --task molecule_strings --molecule-format smiles \
       -s src -t tgt --cpu --arch "${M}_tiny" --criterion flexmdm_loss --optimizer adam --adam-betas "(0.9,0.98)" \
-      --lr 1e-3 --lr-scheduler inverse_sqrt --warmup-updates 500 --max-tokens 4000 --max-update 1000000 \
+      --lr 1e-3 --lr-scheduler inverse_sqrt --warmup-updates 500 --max-tokens 4000 --max-update "$MAX_UPDATE" \
       --stop-time-hours "$HOURS" --no-epoch-checkpoints --save-interval-updates 1000000 --disable-validation \
       --log-format simple --log-interval 100 --seed "$SEED" --save-dir "$CK"
   fi
@@ -37,13 +39,13 @@ run_model() {
 PIDS=()
 for M in flexmdm lflexmdm; do run_model "$M" > "$WORK/$M.log" 2>&1 & PIDS+=($!); done
 for P in "${PIDS[@]}"; do wait "$P" || { echo "a model failed: see $WORK/*.log" >&2; exit 1; }; done
-"$PY" - "$WORK" "$OUT_DIR" "$BUDGET_MIN" <<'EOF'
+"$PY" - "$WORK" "$OUT_DIR" "$BUDGET_MIN" "$MAX_UPDATE" <<'EOF'
 import datetime, json, os, platform, sys
 from pathlib import Path
 import torch
 sys.path.insert(0, "examples/flexmdm")
 from summarize_star import checkpoint_size
-work, out_dir, budget = Path(sys.argv[1]), Path(sys.argv[2]), float(sys.argv[3])
+work, out_dir, budget, max_update = Path(sys.argv[1]), Path(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
 rows = []
 for m, name in (("flexmdm", "FlexMDM (uniform order)"), ("lflexmdm", "LFlexMDM (learned insertion order, b_um = 1)")):
     r = json.loads((work / m / "molecules.json").read_text())
@@ -52,10 +54,12 @@ for m, name in (("flexmdm", "FlexMDM (uniform order)"), ("lflexmdm", "LFlexMDM (
     rows.append(r)
 date = datetime.date.today().isoformat()
 out_dir.mkdir(exist_ok=True)
-meta = {"budget_minutes_per_model": budget, "date": date, "cpu_count": os.cpu_count(), "omp_threads_per_model": 1,
+limited_by_updates = max_update < 1000000
+meta = {"budget_minutes_per_model": budget, "max_update_per_model": max_update if limited_by_updates else None, "date": date, "cpu_count": os.cpu_count(), "omp_threads_per_model": 1,
         "hardware": f"{platform.machine()} {platform.processor()}".strip(), "torch": torch.__version__}
 (out_dir / f"flexmdm_moses_cpu_{date}.json").write_text(json.dumps({**meta, "rows": rows}, indent=1))
-lines = [f"MOSES SMILES, {budget:g} CPU minutes per model (side by side, 1 thread each), "
+budget_text = f"{max_update} updates per model" if limited_by_updates else f"{budget:g} CPU minutes per model"
+lines = [f"MOSES SMILES, {budget_text} (side by side, 1 thread each), "
          f"{rows[0]['sampling_steps']} tau-leaping steps, {rows[0]['n']} samples; percentages.", "",
          "| model | validity | uniqueness | diversity | quality | parameters | updates |", "|---|---:|---:|---:|---:|---:|---:|"]
 lines += [f"| {r['name']} | {r['validity']:.1f} | {r['uniqueness']:.1f} | {r['diversity']:.1f} | {r['quality']:.1f} | "

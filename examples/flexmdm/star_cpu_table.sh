@@ -5,6 +5,7 @@
 #
 #   bash examples/flexmdm/star_cpu_table.sh                   # defaults below (about 6 x BUDGET_MIN minutes)
 #   BUDGET_MIN=5 TRAIN=20000 TEST=500 bash examples/flexmdm/star_cpu_table.sh   # quick look
+#   MAX_UPDATE=2500 BUDGET_MIN=120 bash examples/flexmdm/star_cpu_table.sh       # equal updates instead of minutes
 #
 # PARALLEL=1 trains the difficulties side by side, one single-threaded process each (on a 2-core machine two
 # 1-thread processes get ~1.6x the combined throughput of one 2-thread process for these tiny models). Every model
@@ -12,6 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BUDGET_MIN=${BUDGET_MIN:-20}          # training minutes per model
+MAX_UPDATE=${MAX_UPDATE:-1000000}     # or an update budget (same batch size for all models); the first limit wins
 TRAIN=${TRAIN:-50000}
 TEST=${TEST:-1000}
 STEPS=${STEPS:-64}                    # tau-leaping steps
@@ -25,7 +27,7 @@ PARALLEL=${PARALLEL:-0}
 if [ "$PARALLEL" = 1 ]; then export OMP_NUM_THREADS=1; else export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}; fi
 HOURS=$("$PY" -c "print($BUDGET_MIN / 60)")
 COMMON=(--user-dir iterref_fairseq --task star_graph -s src -t tgt --cpu --optimizer adam --adam-betas "(0.9,0.98)"
-        --lr 1e-3 --lr-scheduler inverse_sqrt --warmup-updates 500 --max-tokens 4000 --max-update 1000000
+        --lr 1e-3 --lr-scheduler inverse_sqrt --warmup-updates 500 --max-tokens 4000 --max-update "$MAX_UPDATE"
         --stop-time-hours "$HOURS" --no-epoch-checkpoints --save-interval-updates 1000000 --disable-validation
         --log-format simple --log-interval 100 --seed "$SEED")
 run_difficulty() {

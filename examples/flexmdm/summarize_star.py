@@ -28,6 +28,9 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("runs", nargs="+")
     p.add_argument("--budget-min", type=float, required=True)
+    p.add_argument("--max-update", type=int, default=None,
+                   help="the update budget per model, when the runs were limited by updates rather than minutes")
+    p.add_argument("--tag", default="", help="appended to the output file names (flexmdm_star_cpu_<tag>_<date>)")
     p.add_argument("--steps", type=int, required=True)
     p.add_argument("--seed", type=int, required=True)
     p.add_argument("--out-dir", default="results")
@@ -52,12 +55,16 @@ def main() -> None:
     date = datetime.date.today().isoformat()
     out = Path(args.out_dir)
     out.mkdir(exist_ok=True)
-    meta = {"budget_minutes_per_model": args.budget_min, "sampling_steps": args.steps, "seed": args.seed,
+    meta = {"budget_minutes_per_model": args.budget_min, "max_update_per_model": args.max_update,
+            "sampling_steps": args.steps, "seed": args.seed,
             "torch": torch.__version__, "hardware": f"{platform.machine()} {platform.processor()}".strip(),
             "cpu_count": os.cpu_count(), "omp_threads_per_model": os.environ.get("OMP_NUM_THREADS"),
             "date": date}
-    (out / f"flexmdm_star_cpu_{date}.json").write_text(json.dumps({**meta, "rows": rows}, indent=1))
-    lines = [f"Star-graph exact match (%), {args.budget_min:g} CPU minutes per model, {args.steps} tau-leaping steps "
+    stem = f"flexmdm_star_cpu_{args.tag + '_' if args.tag else ''}{date}"
+    (out / f"{stem}.json").write_text(json.dumps({**meta, "rows": rows}, indent=1))
+    budget = (f"{args.max_update} updates per model (same batch size; at most {args.budget_min:g} CPU minutes)"
+              if args.max_update else f"{args.budget_min:g} CPU minutes per model")
+    lines = [f"Star-graph exact match (%), {budget}, {args.steps} tau-leaping steps "
              f"(insertion models, confidence top_prob), greedy AR; seed {args.seed}.", "",
              "| difficulty | model | exact match | correct / total | parameters | updates | "
              "corr(insert time, dist.) | corr(reveal time, dist.) |",
@@ -73,7 +80,7 @@ def main() -> None:
     lines += ["", "Order columns: Pearson correlation between a token's generation step and its distance to the "
               "junction over the exactly-correct test paths, sampled without confidence ordering (-1: arm ends "
               "first, junction last, the paper's locally optimal order)."]
-    (out / f"flexmdm_star_cpu_{date}.md").write_text("\n".join(lines) + "\n")
+    (out / f"{stem}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

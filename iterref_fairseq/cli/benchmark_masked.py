@@ -9,7 +9,8 @@ Each *system* is written ``STRATEGY/BUDGET/TOKENS/bK/LENGTHS[/ar]``:
 * LENGTHS: ``lenN`` = N length candidates from the training-set statistics (``lenNm``: from the model's length
   head), or ``gold`` (reference length);
 * ``/ar``: choose among the length candidates with the autoregressive model ``--ar`` instead of the pseudo
-  log-likelihood (the "*" rows of Table 4.2).
+  log-likelihood (the "*" rows of Table 4.2); ``/mlp``: by the mean write-time log-probability
+  (``--length-selection mean-logp``, no extra passes).
 
 ``ar/bK`` is the autoregressive baseline with beam K. All systems decode the first ``--max-sentences`` sentences of
 the split in one run on one machine; BLEU is sacreBLEU against the detokenized reference files (``--refs``, several
@@ -61,12 +62,12 @@ def parse_system(spec: str) -> Dict:
     from ..generators.strategies import STRATEGY_REGISTRY
 
     parts = spec.strip().split("/")
-    form = "STRATEGY/BUDGET/TOKENS/bK/LENGTHS[/ar] or ar/bK"
+    form = "STRATEGY/BUDGET/TOKENS/bK/LENGTHS[/ar|/mlp] or ar/bK"
     if parts[0] == "ar":
         if len(parts) != 2 or not parts[1].startswith("b") or not parts[1][1:].isdigit():
             raise ValueError(f"bad system {spec!r}; expected {form}")
         return {"kind": "ar", "beam": int(parts[1][1:]), "label": f"AR b={parts[1][1:]}"}
-    if len(parts) not in (5, 6) or (len(parts) == 6 and parts[5] != "ar"):
+    if len(parts) not in (5, 6) or (len(parts) == 6 and parts[5] not in ("ar", "mlp")):
         raise ValueError(f"bad system {spec!r}; expected {form}")
     strategy, budget, tokens, beam, lengths = parts[:5]
     if strategy not in STRATEGY_REGISTRY:
@@ -86,7 +87,8 @@ def parse_system(spec: str) -> Dict:
         raise ValueError(f"bad system {spec!r}: lengths must be lenN, lenNm or gold")
     return {"kind": "masked", "strategy": strategy, "budget": budget, "tokens_per_step": tokens, "beam": k,
             "position_beam": kp, "length_candidates": n_len, "oracle_length": oracle,
-            "length_from": "model" if from_model else "train-stats", "rescore": len(parts) == 6, "label": spec}
+            "length_from": "model" if from_model else "train-stats", "rescore": parts[5:] == ["ar"],
+            "length_selection": "mean-logp" if parts[5:] == ["mlp"] else "pll", "label": spec}
 
 
 def run(args) -> Dict:
@@ -132,6 +134,7 @@ def run(args) -> Dict:
                 position_beam=sys_cfg["position_beam"], length_candidates=sys_cfg["length_candidates"],
                 length_stats=None if sys_cfg["length_from"] == "model" else stats,
                 oracle_length=sys_cfg["oracle_length"], rescorer=rescorer if sys_cfg["rescore"] else None,
+                length_selection=sys_cfg["length_selection"],
                 max_len=model.max_decoder_positions())
             run_task, run_model = task, model
         for sample in iterate_batches(run_task, args.subset, args.batch_size, args.max_sentences):

@@ -33,6 +33,11 @@ lengths seen with this source length in the training data (``--length-from train
 sentence the final translation is the candidate with the highest mean pseudo log-likelihood (Wang & Cho 2019:
 (1/L) Σ_i log p(y_i | Y_{\\i}, X), one extra batched pass with each position masked in turn, not counted in T),
 or the highest mean log-probability under an autoregressive fairseq model (``--rescore-path``).
+``--length-selection mean-logp`` instead keeps the candidate whose symbols had the highest mean log-probability
+when they were written (mask-predict's choice, Ghazvininejad et al. 2019): a deviation from the thesis for
+hardware where the L extra passes of the pseudo log-likelihood cost L times the latency (a CPU), not one batched
+pass (a GPU). With a single candidate there is nothing to choose and no extra pass is made; the hypothesis'
+``score`` is then its mean write-time log-probability.
 K′ applies to fill steps that write one position; revision positions are chosen greedily.
 """
 import logging
@@ -43,11 +48,12 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from .strategies import CoordinateStrategy, StrategyInput, logp_feature, negentropy_feature
+from .strategies import CoordinateStrategy, StrategyInput, masked_logp_feature, negentropy_feature
 
 logger = logging.getLogger(__name__)
 
 TOKENS_PER_STEP = ("one", "ceil", "anneal")
+LENGTH_SELECTION = ("pll", "mean-logp")
 
 
 def parse_budget(text) -> Tuple[str, int]:
@@ -167,7 +173,8 @@ class GeneralizedDecoder:
         beam: K = K″. position_beam: K′. length_candidates: number of length candidates.
         length_stats: a :class:`LengthStatistics` to take lengths from the training data instead of the model.
         oracle_length: decode with the reference length.
-        rescorer: an :class:`ARRescorer` for the final choice, or None (pseudo log-likelihood).
+        rescorer: an :class:`ARRescorer` for the final choice, or None (``length_selection``).
+        length_selection: ``pll`` (the thesis) or ``mean-logp`` (mask-predict's choice, no extra passes).
         retain_history: attach the canvas after every step (``E-`` lines of fairseq-generate).
         max_len: upper bound for lengths. pll_batch: rows per pass when computing pseudo log-likelihoods.
     """
@@ -175,8 +182,8 @@ class GeneralizedDecoder:
     def __init__(self, tgt_dict, strategy: CoordinateStrategy, budget="L", tokens_per_step: str = "one",
                  beam: int = 1, position_beam: int = 1, length_candidates: int = 1,
                  length_stats: Optional[LengthStatistics] = None, oracle_length: bool = False,
-                 rescorer: Optional[ARRescorer] = None, retain_history: bool = False, max_len: int = 256,
-                 pll_batch: int = 512):
+                 rescorer: Optional[ARRescorer] = None, length_selection: str = "pll",
+                 retain_history: bool = False, max_len: int = 256, pll_batch: int = 512):
         self.budget = parse_budget(budget)
         if tokens_per_step not in TOKENS_PER_STEP:
             raise ValueError(f"--tokens-per-step must be one of {', '.join(TOKENS_PER_STEP)}, got {tokens_per_step!r}")
@@ -184,6 +191,9 @@ class GeneralizedDecoder:
                             ("--length-candidates", length_candidates)):
             if int(value) < 1:
                 raise ValueError(f"{name} must be >= 1, got {value}")
+        if length_selection not in LENGTH_SELECTION:
+            raise ValueError(f"--length-selection must be one of {', '.join(LENGTH_SELECTION)}, got {length_selection!r}")
+        self.length_selection = length_selection
         self.tgt_dict = tgt_dict
         self.pad, self.eos = tgt_dict.pad(), tgt_dict.eos()
         self.strategy = strategy
@@ -229,14 +239,19 @@ class GeneralizedDecoder:
         lengths, length_logp = self._lengths(model, src_tokens, sample)
         k_len = lengths.size(1)
         rows = self.search(model, src_tokens.repeat_interleave(k_len, 0), lengths.reshape(-1))
-        # final choice among the length candidates of each sentence
+        # final choice among the length candidates of each sentence; the pseudo log-likelihood costs one pass per
+        # target position, so it is only computed when it makes the choice
         src_rows = src_tokens.repeat_interleave(k_len, 0)
-        pll, pll_tok = self.pseudo_log_likelihood(model, src_rows, rows["tokens"], rows["valid"])
-        select = pll
+        tok_scores = rows["token_logp"].masked_fill(~rows["valid"], 0.0)
+        select = tok_scores.sum(1) / rows["valid"].sum(1).clamp(min=1)  # mean-logp
+        pll = None
         if self.rescorer is not None:
             hyps = [self._final_tokens(rows["tokens"][r], rows["valid"][r]) for r in range(rows["tokens"].size(0))]
             src_lengths = sample["net_input"]["src_lengths"].repeat_interleave(k_len, 0)
-            select = self.rescorer.score(src_rows, src_lengths, hyps).to(pll)
+            select = self.rescorer.score(src_rows, src_lengths, hyps).to(select)
+        elif self.length_selection == "pll" and k_len > 1:
+            pll, tok_scores = self.pseudo_log_likelihood(model, src_rows, rows["tokens"], rows["valid"])
+            select = pll
         empty = model.source_content_lengths(src_tokens).eq(0)
         out = []
         for i in range(bsz):
@@ -246,9 +261,9 @@ class GeneralizedDecoder:
                 tokens = self._final_tokens(rows["tokens"][r], valid)
                 hyp = {
                     "tokens": tokens,
-                    "positional_scores": torch.cat([pll_tok[r][valid], pll_tok.new_zeros(1)]),
+                    "positional_scores": torch.cat([tok_scores[r][valid], tok_scores.new_zeros(1)]),
                     "score": float(select[r]),
-                    "pseudo_log_likelihood": float(pll[r]),
+                    "pseudo_log_likelihood": None if pll is None else float(pll[r]),
                     "path_score": float(rows["score"][r] + length_logp.reshape(-1)[r]),
                     "length": int(valid.sum()),
                     "steps": int(rows["steps"][r]),
@@ -281,7 +296,8 @@ class GeneralizedDecoder:
 
         src_rows (R, S) fairseq source tokens, lengths (R,). Returns per row the best hypothesis: ``tokens``
         (R, Lmax) canvas, ``valid`` (R, Lmax), ``score`` (R,) cumulative score of Eq. (4.5) without log p(L|X),
-        ``steps`` (R,) passes, ``order`` (per row, list over steps of the positions written), ``energy`` (per
+        ``steps`` (R,) passes, ``token_logp`` (R, Lmax) log-probability of each symbol when it was last written,
+        ``order`` (per row, list over steps of the positions written), ``energy`` (per
         row, list over steps), ``history`` (per row, list of canvases) when ``retain_history``.
         """
         device = src_rows.device
@@ -338,7 +354,8 @@ class GeneralizedDecoder:
                 masked = c.eq(mask_idx) & v
 
             # (b) one pass of the model
-            lp, hid = model.canvas_log_probs(src_hyp[h], c)
+            # log-probabilities only at the masked positions: nothing else is read (see the module docstring)
+            lp_m, hid = model.canvas_log_probs(src_hyp[h], c, where=masked)  # (M, V), (n, L, C)
             self.passes += 1
             if needs_hidden and stored_hidden is None:
                 stored_hidden = torch.zeros(N, lmax, hid.size(-1), device=device)
@@ -346,9 +363,18 @@ class GeneralizedDecoder:
                     hist = torch.zeros(N, k_hist, hid.size(-1), device=device)
                     hist_count = torch.zeros(N, dtype=torch.long, device=device)
                     hist_h, hist_c = hist[h], hist_count[h]
-            # the entropy feature is only computed for strategies that read it (an (n, L, V) reduction)
-            negent = negentropy_feature(lp) if self.strategy.uses_negent else torch.zeros_like(c, dtype=lp.dtype)
-            cur_logp = -logp_feature(lp, c, masked)
+            # top-K'' symbols and the features of Eq. (4.2), scattered back to (n, L); the entropy is only
+            # computed for strategies that read it
+            k2 = min(self.beam, lp_m.size(-1))
+            top_m_v, top_m_i = lp_m.topk(k2, dim=-1)
+            top_v = lp_m.new_full((n, lmax, k2), float("-inf"))
+            top_i = torch.zeros(n, lmax, k2, dtype=torch.long, device=device)
+            top_v[masked], top_i[masked] = top_m_v, top_m_i
+            negent = torch.zeros(n, lmax, dtype=lp_m.dtype, device=device)
+            if self.strategy.uses_negent:
+                negent[masked] = negentropy_feature(lp_m)
+            cur_logp = torch.zeros_like(negent)
+            cur_logp[masked] = -masked_logp_feature(top_m_v[:, 0])
 
             # (c) choose the positions to write among the masked ones
             n_masked = masked.sum(1)
@@ -377,8 +403,6 @@ class GeneralizedDecoder:
             z_score = z_score.masked_fill(~alt_ok, float("-inf"))
 
             # top-K'' joint symbol assignments of each position set (exact: positions are independent)
-            k2 = min(self.beam, lp.size(-1))
-            top_v, top_i = lp.topk(k2, dim=-1)  # (n, L, k2)
             partial = torch.full((n * A, k2), float("-inf"), device=device)
             partial[:, 0] = 0.0
             choice = torch.zeros(n * A, k2, lmax, dtype=torch.long, device=device)
@@ -409,7 +433,7 @@ class GeneralizedDecoder:
             pchoice = choice.view(n, A, k2, lmax)[parent, alt, kk]  # (n, L)
             new_tok = top_i[parent].gather(2, pchoice.unsqueeze(2)).squeeze(2)
             new_c = torch.where(pset, new_tok, c[parent])
-            new_logp = lp[parent].gather(2, new_tok.unsqueeze(2)).squeeze(2)
+            new_logp = top_v[parent].gather(2, pchoice.unsqueeze(2)).squeeze(2)
 
             # write back (rows not active keep their state)
             canvas[h] = new_c
@@ -439,7 +463,8 @@ class GeneralizedDecoder:
         # best hypothesis of each row
         best_slot = score.view(n_rows, K).argmax(1)
         pick = torch.arange(n_rows, device=device) * K + best_slot
-        out = {"tokens": canvas[pick], "valid": valid[pick], "score": score[pick], "steps": total.clone()}
+        out = {"tokens": canvas[pick], "valid": valid[pick], "score": score[pick], "steps": total.clone(),
+               "token_logp": stored_logp[pick]}
         steps_list = total.tolist()
         out["order"] = [[written[p, t].nonzero(as_tuple=False).squeeze(1).tolist() for t in range(T)]
                         for p, T in zip(pick.tolist(), steps_list)]

@@ -113,9 +113,16 @@ class StrategyInput:
 
 # ---------------------------------------------------------------------- features of Eq. (4.2)
 def negentropy_feature(log_probs: torch.Tensor) -> torch.Tensor:
-    """φ_negent(i) = Σ_v p(v) log p(v) = −H. (N, L, V) -> (N, L); −inf log-probs contribute 0."""
-    p = log_probs.exp()
-    return torch.special.xlogy(p, p).sum(-1)  # xlogy(0, 0) = 0
+    """φ_negent(i) = Σ_v p(v) log p(v) = −H. (..., V) -> (...); −inf log-probs contribute 0."""
+    # clamping −inf to the most negative finite value makes 0 · log 0 = 0 without a second logarithm (xlogy)
+    finite = log_probs.clamp(min=torch.finfo(log_probs.dtype).min)
+    return (log_probs.exp() * finite).sum(-1)
+
+
+def masked_logp_feature(best_log_prob: torch.Tensor) -> torch.Tensor:
+    """φ_logp at a masked position from log max_v p(v) alone (the current symbol <mask> has probability 0, so
+    only the floor ε_p and the tie-break remain; see the module docstring). (...) -> (...)."""
+    return -math.log(MASK_LOGP_FLOOR) + TIE_BREAK * best_log_prob.clamp(min=math.log(MASK_LOGP_FLOOR))
 
 
 def logp_feature(log_probs: torch.Tensor, tokens: torch.Tensor, masked: torch.Tensor) -> torch.Tensor:
@@ -127,9 +134,7 @@ def logp_feature(log_probs: torch.Tensor, tokens: torch.Tensor, masked: torch.Te
     safe = tokens.clamp(0, log_probs.size(-1) - 1)
     current = log_probs.gather(-1, safe.unsqueeze(-1)).squeeze(-1)
     current = current.clamp(min=math.log(MASK_LOGP_FLOOR))
-    best = log_probs.max(-1).values.clamp(min=math.log(MASK_LOGP_FLOOR))
-    at_mask = -math.log(MASK_LOGP_FLOOR) + TIE_BREAK * best
-    return torch.where(masked, at_mask, -current)
+    return torch.where(masked, masked_logp_feature(log_probs.max(-1).values), -current)
 
 
 def current_position(masked: torch.Tensor, valid: torch.Tensor, step: torch.Tensor) -> torch.Tensor:

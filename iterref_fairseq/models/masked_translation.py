@@ -27,7 +27,7 @@ Decoding hooks (``generators/generalized.py``)::
     mask_index, pad, eos                            # symbols
     source_content_lengths(src_tokens) -> (B,)
     predict_target_lengths(src_tokens, k) -> lengths (B, k), log-probs (B, k)
-    canvas_log_probs(src_tokens, canvas) -> log-probs (N, L, V), hidden (N, L, C)
+    canvas_log_probs(src_tokens, canvas, where=None) -> log-probs (N, L, V) or (M, V) at ``where``, hidden (N, L, C)
 """
 from typing import Dict, Optional, Tuple
 
@@ -262,14 +262,19 @@ class MaskedTranslationModel(BaseFairseqModel):
         return candidates.gather(1, idx).clamp(1, self.args.max_segment_positions), scores
 
     def canvas_log_probs(self, src_tokens: torch.Tensor, canvas: torch.Tensor,
-                         positions: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+                         positions: Optional[torch.Tensor] = None,
+                         where: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, torch.Tensor]:
         """One pass over [source ; canvas]. src_tokens (N, S) fairseq tokens, canvas (N, L) target segment with
         <mask> symbols (pad beyond each row's length). Returns log p(y_i = v | canvas, X) (N, L, V) and the output
-        vectors (N, L, C); with ``positions`` (N,) only row n's position positions[n]: (N, V) and (N, C)."""
+        vectors (N, L, C); with ``positions`` (N,) only row n's position positions[n]: (N, V) and (N, C); with
+        ``where`` (N, L) bool the log-probabilities of the M selected positions only, in row-major order, (M, V),
+        and all output vectors (N, L, C). The vocabulary projection and softmax cost as much as the Transformer on
+        a tiny model, and a decoder only reads them where the canvas is masked."""
         _, h = self.encode_segments(self.content(src_tokens), self.src_lang_id, canvas, self.tgt_lang_id)
         if positions is not None:
             h = h[torch.arange(h.size(0), device=h.device), positions]
-        return F.log_softmax(self.output_logits(h).float(), dim=-1), h
+        selected = h if where is None else h[where]
+        return F.log_softmax(self.output_logits(selected).float(), dim=-1), h
 
 
 # ---------------------------------------------------------------------- architectures

@@ -13,7 +13,7 @@ one difference: idec counts the initial decoder pass).
 Models that set ``iterref_generator = "generalized"`` (the masked translation model) are decoded by the
 generalized generator of thesis chapter 4 (``generators/generalized.py``) with the flags
 ``--decoding-strategy``, ``--strategy-weights``, ``--strategy-temperature``, ``--decoding-budget``,
-``--tokens-per-step``, ``--length-candidates``, ``--length-from``, ``--position-beam``, ``--rescore-path``,
+``--tokens-per-step``, ``--length-candidates``, ``--length-from``, ``--length-selection``, ``--position-beam``, ``--rescore-path``,
 ``--policy-path``, ``--decoding-seed`` and fairseq's ``--beam`` (K = K''), ``--retain-iter-history``,
 ``--print-step``; see examples/masked_translation/README.md.
 """
@@ -78,6 +78,12 @@ class TranslationRefineConfig(TranslationConfig):
     position_beam: int = field(default=1, metadata={"help": "K': positions tried per hypothesis and step"})
     rescore_path: Optional[str] = field(
         default=None, metadata={"help": "autoregressive fairseq checkpoint that picks among length candidates"}
+    )
+    length_selection: ChoiceEnum(["pll", "mean-logp"]) = field(
+        default="pll",
+        metadata={"help": "final choice among length candidates without --rescore-path: pseudo log-likelihood (the "
+                          "thesis; one extra pass per target position) or the mean log-probability of the symbols "
+                          "when they were written (mask-predict; no extra pass)"},
     )
     policy_path: Optional[str] = field(
         default=None, metadata={"help": "policy file for --decoding-strategy learned (iterref-train-policy)"}
@@ -150,7 +156,8 @@ class TranslationRefineTask(TranslationTask):
             self.target_dictionary, strategy, budget=cfg.decoding_budget, tokens_per_step=str(cfg.tokens_per_step),
             beam=getattr(args, "beam", 1), position_beam=cfg.position_beam,
             length_candidates=cfg.length_candidates, length_stats=stats, oracle_length=cfg.oracle_length,
-            rescorer=rescorer, retain_history=getattr(args, "retain_iter_history", False),
+            rescorer=rescorer, length_selection=str(cfg.length_selection),
+            retain_history=getattr(args, "retain_iter_history", False),
             max_len=_max_target_length(models, 256),
         )
 
