@@ -116,7 +116,12 @@ def test_policy_training_learned_decoding_plots_and_benchmark(tiny_data, masked_
     assert result["rows"][4]["length_selection"] == "mean-logp" and result["rows"][3]["rescore"]
     assert all(r["sentences"] == 10 and 0 <= r["bleu"] <= 100 for r in result["rows"])
     assert result["rows"][2]["mean_passes"] == 4
-    assert (tmp_path / "bench.md").read_text().startswith("| system")
+    table = (tmp_path / "bench.md").read_text()
+    assert table.startswith("| system")
+    choice = {line.split(" | ")[0][2:]: line.split(" | ")[6] for line in table.splitlines()[2:7]}
+    assert choice == {"AR b=1": "-", "left2right/L/one/b1/len2": "pseudo log-lik.", "easy-first/4/ceil/b2/gold": "-",
+                      "least2most/L/one/b1/len2m/ar": "AR rescoring",
+                      "least2most/4/anneal/b1/len2/mlp": "mean write log-p"}
 
 
 @pytest.mark.parametrize("flags,error,message", [

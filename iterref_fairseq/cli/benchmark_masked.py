@@ -184,6 +184,15 @@ def run(args) -> Dict:
             "python": platform.python_version(), "hardware": hardware()}
 
 
+def final_choice(row: Dict) -> str:
+    """How a system picked among its length candidates (none to pick from with one candidate)."""
+    if row["oracle_length"] or row["length_candidates"] == 1:
+        return "-"
+    if row["rescore"]:
+        return "AR rescoring"
+    return "mean write log-p" if row.get("length_selection") == "mean-logp" else "pseudo log-lik."
+
+
 def markdown(result: Dict) -> str:
     def fmt(x, spec):
         return "-" if x is None else format(x, spec)
@@ -198,7 +207,7 @@ def markdown(result: Dict) -> str:
         lengths = "gold" if r["oracle_length"] else f"{r['length_candidates']} ({r['length_from']})"
         lines.append(
             f"| {r['system']} | {r['strategy']} | {r['budget']} | {r['tokens_per_step']} | {r['beam']} | {lengths} | "
-            f"{'AR rescoring' if r['rescore'] else 'pseudo log-lik.'} | {fmt(r.get('bleu'), '.2f')} | "
+            f"{final_choice(r)} | {fmt(r.get('bleu'), '.2f')} | "
             f"{fmt(r['mean_passes'], '.1f')} | {r['sentences_per_s']:.2f} | {fmt(r['speedup_vs_ar_b1'], '.2f')} |")
     hw = result["hardware"]
     lines += ["", f"{result['subset']}: first {result['max_sentences']} sentences, batch {result['batch_size']}, "
