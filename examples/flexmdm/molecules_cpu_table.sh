@@ -62,7 +62,8 @@ budget_text = f"{max_update} updates per model" if limited_by_updates else f"{bu
 lines = [f"MOSES SMILES, {budget_text} (side by side, 1 thread each), "
          f"{rows[0]['sampling_steps']} tau-leaping steps, {rows[0]['n']} samples; percentages.", "",
          "| model | validity | uniqueness | diversity | quality | parameters | updates |", "|---|---:|---:|---:|---:|---:|---:|"]
-lines += [f"| {r['name']} | {r['validity']:.1f} | {r['uniqueness']:.1f} | {r['diversity']:.1f} | {r['quality']:.1f} | "
+fmt = lambda x: "-" if x is None else f"{x:.1f}"  # noqa: E731 - diversity is undefined without two valid molecules
+lines += [f"| {r['name']} | {fmt(r['validity'])} | {fmt(r['uniqueness'])} | {fmt(r['diversity'])} | {fmt(r['quality'])} | "
           f"{r['parameters']:,} | {r['updates']} |" for r in rows]
 (out_dir / f"flexmdm_moses_cpu_{date}.md").write_text("\n".join(lines) + "\n")
 print("\n".join(lines))

@@ -71,9 +71,10 @@ def main(argv: Optional[List[str]] = None) -> int:
             keep = row.ne(tgt_dict.pad()) & row.ne(tgt_dict.eos())
             strings.append("".join(tgt_dict[int(i)] for i in row[keep]))
     metrics = string_metrics(strings, fmt, seed=args.seed)
-    pct = {k: (100.0 * v if k != "n" else v) for k, v in metrics.items()}
+    pct = {k: (100.0 * v if k != "n" and v is not None else v) for k, v in metrics.items()}
+    diversity = "-" if pct["diversity"] is None else f"{pct['diversity']:.1f}"
     print(f"{len(strings)} {fmt} samples, {args.sampling_steps} steps: validity {pct['validity']:.1f}  "
-          f"uniqueness {pct['uniqueness']:.1f}  diversity {pct['diversity']:.1f}  quality {pct['quality']:.1f}")
+          f"uniqueness {pct['uniqueness']:.1f}  diversity {diversity}  quality {pct['quality']:.1f}")
     summary = {"checkpoint": str(args.path), "format": fmt, "sampling_steps": args.sampling_steps,
                "confidence": args.confidence, "seed": args.seed, "torch": torch.__version__,
                "hardware": platform.processor() or platform.machine(), **pct}

@@ -106,7 +106,7 @@ def string_metrics(strings: Sequence[str], fmt: str = "smiles", seed: int = 0,
     uniq = list(canon.values())
     if len(uniq) > max_pairs_mols:
         uniq = random.Random(seed).sample(uniq, max_pairs_mols)
-    diversity = float("nan")
+    diversity = None  # undefined with fewer than two unique valid molecules (JSON null, not NaN)
     if len(uniq) >= 2:
         gen = rdFingerprintGenerator.GetMorganGenerator(radius=2, fpSize=2048)
         fps = [gen.GetFingerprint(m) for m in uniq]
