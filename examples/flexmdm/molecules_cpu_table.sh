@@ -44,13 +44,13 @@ import datetime, json, os, platform, sys
 from pathlib import Path
 import torch
 sys.path.insert(0, "examples/flexmdm")
-from summarize_star import checkpoint_size
+from summarize_star import NAMES, checkpoint_size
 work, out_dir, budget, max_update = Path(sys.argv[1]), Path(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
 rows = []
-for m, name in (("flexmdm", "FlexMDM (uniform order)"), ("lflexmdm", "LFlexMDM (learned insertion order, b_um = 1)")):
+for m in ("flexmdm", "lflexmdm"):
     r = json.loads((work / m / "molecules.json").read_text())
     params, updates = checkpoint_size(work / m / "checkpoint_last.pt")
-    r.update(model=m, name=name, parameters=params, updates=updates)
+    r.update(model=m, name=NAMES[m], parameters=params, updates=updates)
     rows.append(r)
 date = datetime.date.today().isoformat()
 out_dir.mkdir(exist_ok=True)
