@@ -164,3 +164,24 @@ def test_highway_gate_bias_sets_the_initial_carry():
     nn_gate = torch.sigmoid(hw.gate(x))
     assert nn_gate.mean() < 0.05  # mostly carries x
     assert torch.allclose(hw(x, f), nn_gate * f + (1 - nn_gate) * x)
+
+
+@pytest.mark.parametrize("mode", ["flow", "detach"])
+def test_refine_hidden_grad_controls_whether_later_steps_train_decoder1(model, mode):
+    """The loss of a decoder-2 step reaches decoder 1 through the carried hidden states only with 'flow'."""
+    old = model.args.refine_hidden_grad
+    model.args.refine_hidden_grad = mode
+    try:
+        torch.manual_seed(3)
+        src, src_len, tgt = batch(model)
+        model.zero_grad()
+        out = model(src, src_len, tgt_tokens=tgt, train_steps=2, dae_prob=0.0)
+        assert out["steps"][1]["input"] == "lvm"
+        out["steps"][1]["logits"].masked_fill(~out["steps"][1]["mask"].unsqueeze(-1), 0.0).clamp(min=-1e4).sum().backward()
+        grads = [p.grad for p in model.decoder_initial.parameters() if p.grad is not None]
+        reached = any(bool(g.abs().sum() > 0) for g in grads)
+        assert reached == (mode == "flow")
+        assert any(p.grad is not None and bool(p.grad.abs().sum() > 0) for p in model.decoder_refine.parameters())
+    finally:
+        model.args.refine_hidden_grad = old
+        model.zero_grad()
