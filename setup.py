@@ -23,6 +23,7 @@ setup(
             "iterref-generate-molecules=iterref_fairseq.cli.generate_molecules:main",
             "iterref-evaluate-molecules=iterref_fairseq.cli.evaluate_molecules:main",
             "iterref-plot-molecules=iterref_fairseq.cli.plot_molecules:main",
+            "iterref-nat-step-nll=iterref_fairseq.cli.nat_step_nll:main",
         ]
     },
 )

@@ -46,3 +46,17 @@ def test_benchmark_bad_systems_and_missing_checkpoint(tiny_data, tmp_path):
     proc = cli("iterref-benchmark-decode", "--data", tiny_data, "--systems", "foo:1", "--out", tmp_path / "r.json",
                check=False)
     assert proc.returncode != 0 and "bad entry 'foo:1'" in proc.stderr
+
+
+def test_nat_step_nll_reports_every_step(tiny_data, tiny_checkpoint, tmp_path):
+    out = tmp_path / "steps.json"
+    proc = cli("iterref-nat-step-nll", tiny_checkpoint, "--data", tiny_data, "--split", "valid",
+               "--max-sentences", "7", "--steps", "3", "--out", out)
+    result = json.loads(out.read_text())
+    (row,) = result["rows"]
+    assert row["sentences"] == 7 and row["tokens"] > 7 and result["steps"] == 3
+    assert len(row["nll"]) == len(row["accuracy"]) == 3
+    assert all(n > 0 for n in row["nll"]) and all(0.0 <= a <= 1.0 for a in row["accuracy"])
+    assert "| checkpoint_last.pt |" in proc.stdout
+    proc = cli("iterref-nat-step-nll", tmp_path / "missing.pt", "--data", tiny_data, check=False)
+    assert proc.returncode != 0 and "checkpoint not found" in proc.stderr
