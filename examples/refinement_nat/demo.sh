@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The main job (`make demo`): a small Table 3.1 on German->English Bible text, on a CPU (about an hour on 2 cores).
+# The main job (`make demo`): a small Table 3.1 on German->English Bible text, on a CPU (about 65 minutes on 2 cores).
 #
 #   1. prepare the Bible data (Acts = test, Hebrews = valid), a training subset of short verses
 #   2. train a tiny autoregressive teacher (fairseq `transformer`)
