@@ -11,7 +11,8 @@
 #   5. decode the test book with AR beam 1/4 and the NAT with idec = 1, 2, 5, 10 and adaptive;
 #      print and save the table (OUT/table31.json, OUT/table31.md)
 #
-# Every stage is skipped when its output exists, so an interrupted run resumes. Knobs (environment):
+# Every stage is skipped when its output exists (the NAT stage: when its training has ended), so an interrupted
+# run resumes. Knobs (environment):
 #   OUT (work/demo), TRAIN_PAIRS (0 = all, before the length filter), MAX_TOKENS_PER_SIDE (40), BPE_OPS (6000),
 #   AR_MINUTES (7), NAT_UPDATES (2500), NAT_MINUTES (90, a cap: training stops at whichever comes first),
 #   DISTILL_BEAM (1), SPEED_SENTENCES (100)
@@ -38,7 +39,8 @@ ar_teacher_stage "2/5 training the AR teacher for $AR_MINUTES minutes"
 
 distill_stage "3/5 distilling the training targets (teacher beam $DISTILL_BEAM)"
 
-if [ ! -f "$OUT/nat/checkpoint_last.pt" ]; then
+# the marker is written only when training ends, so an interrupted run resumes from checkpoint_last.pt
+if [ ! -f "$OUT/nat/.trained" ]; then
   log "4/5 training refinement_nat_tiny on the distilled data: $NAT_UPDATES updates (at most $NAT_MINUTES minutes)"
   fairseq-train "$OUT/distill/bin" --user-dir "$USER_DIR" --task translation_refine --arch refinement_nat_tiny \
     --criterion refinement_nat_loss --train-steps 4 --dae-prob 0.5 --corruption-prob 0.5 --max-length-offset 20 \
@@ -46,6 +48,7 @@ if [ ! -f "$OUT/nat/checkpoint_last.pt" ]; then
     --dropout 0.0 --max-tokens 2048 --max-update "$NAT_UPDATES" --stop-time-hours "$(hours "$NAT_MINUTES")" --cpu --seed 1 \
     --save-dir "$OUT/nat" --no-epoch-checkpoints --save-interval-updates 500 --keep-interval-updates 1 \
     --disable-validation --log-format simple --log-interval 50
+  touch "$OUT/nat/.trained"
 fi
 
 log "5/5 decoding the test book (Acts) with every system"
