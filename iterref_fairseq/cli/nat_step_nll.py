@@ -64,13 +64,16 @@ def main(argv=None) -> None:
     for path in args.checkpoints:
         if not Path(path).is_file():
             sys.exit(f"iterref-nat-step-nll: checkpoint not found: {path}")
-        models, cfg, task = checkpoint_utils.load_model_ensemble_and_task([path], arg_overrides={"data": args.data})
+        # one read of the file serves both the model and its update count
+        state = checkpoint_utils.load_checkpoint_to_cpu(path, arg_overrides={"data": args.data})
+        models, cfg, task = checkpoint_utils.load_model_ensemble_and_task(
+            [path], arg_overrides={"data": args.data}, state=state
+        )
         model = models[0].eval()
         if not hasattr(model, "decode_refine"):
             sys.exit(f"iterref-nat-step-nll: {path} is not a refinement_nat checkpoint")
         task.load_dataset(args.split)
         stats = step_statistics(model, task.dataset(args.split), args.max_sentences, args.steps)
-        state = torch.load(path, map_location="cpu", weights_only=False)
         updates = state.get("optimizer_history", [{}])[-1].get("num_updates")
         rows.append({"checkpoint": str(path), "num_updates": updates, **stats})
 
