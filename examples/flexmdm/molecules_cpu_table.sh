@@ -69,7 +69,8 @@ limited_by_updates = max_update < 1000000
 meta = {"dataset": dataset, "budget_minutes_per_model": budget, "max_update_per_model": max_update if limited_by_updates else None, "date": date, "cpu_count": os.cpu_count(), "omp_threads_per_model": 1,
         "hardware": f"{platform.machine()} {platform.processor()}".strip(), "torch": torch.__version__}
 (out_dir / f"flexmdm_{dataset}_cpu_{date}.json").write_text(json.dumps({**meta, "rows": rows}, indent=1))
-budget_text = f"{max_update} updates per model" if limited_by_updates else f"{budget:g} CPU minutes per model"
+budget_text = (f"at most {budget:g} CPU minutes or {max_update} updates per model, whichever came first"
+               if limited_by_updates else f"{budget:g} CPU minutes per model")
 lines = [f"{dataset.upper()} SMILES, {budget_text} (side by side, 1 thread each), "
          f"{rows[0]['sampling_steps']} tau-leaping steps, {rows[0]['n']} samples; percentages.", "",
          "| model | validity | uniqueness | diversity | quality | parameters | updates |", "|---|---:|---:|---:|---:|---:|---:|"]
