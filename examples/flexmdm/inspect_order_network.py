@@ -4,8 +4,8 @@
     python examples/flexmdm/inspect_order_network.py CKPT --data DATA [--split test --n 500 --steps 64 --out J]
 
 Prints (and writes as JSON) the mean Kumaraswamy b_in^phi per target position, its quantiles, and, for the
-tau-leaping grid of ``--steps`` steps (a = 1 assumed for the survival column), the probability that a token is
-still absent at the start of the last step, P = (1 - t^a)^b at t = 1 - 1/steps, together with the expected
+tau-leaping grid of ``--steps`` steps, the probability that a token is still absent at the start of the last step
+(the Kumaraswamy survival (1 - t^a)^b at t = 1 - 1/steps), together with the expected
 number of such tokens per sequence and the expected sum of their b_in. The sampler's last step inserts
 round(b_in^theta), an estimate of that sum, so when tokens with b << 1 are left, the sum undercounts them.
 """
@@ -13,7 +13,6 @@ import argparse
 import json
 
 import torch
-from fairseq import checkpoint_utils, utils
 
 
 def main() -> None:
@@ -25,7 +24,10 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=64, help="tau-leaping steps of the sampler")
     p.add_argument("--out", help="write the numbers here as JSON")
     args = p.parse_args()
-    utils.import_user_module(argparse.Namespace(user_dir="iterref_fairseq"))
+    import iterref_fairseq  # noqa: F401  (registers the plugin, applies the checkpoint shims)
+    from fairseq import checkpoint_utils
+    from iterref_fairseq.modules import kumaraswamy as kuma
+
     models, _cfg, task = checkpoint_utils.load_model_ensemble_and_task(
         [args.checkpoint], arg_overrides={"data": args.data})
     model = models[0].eval()
@@ -38,8 +40,8 @@ def main() -> None:
         b_in, _ = model.aux_multipliers(batch["net_input"]["src_tokens"], batch["target"])
     x1 = batch["target"]
     content = x1.ne(model.pad) & x1.ne(model.eos)
-    t_last = 1.0 - 1.0 / args.steps
-    surv = (1.0 - t_last ** model.a) ** b_in * content  # P(absent at the last step), 0 at pads
+    t_last = torch.full_like(b_in, 1.0 - 1.0 / args.steps)
+    surv = kuma.survival(t_last, model.a, b_in) * content  # P(absent at the last step), 0 at pads
     width = int(content.sum(1).max())
     per_pos = [(b_in[:, j][content[:, j]].mean().item(), surv[:, j][content[:, j]].mean().item())
                for j in range(width)]
