@@ -6,7 +6,7 @@ import torch
 from fairseq.data import Dictionary
 
 from iterref_fairseq.criterions.flexmdm_loss import (bregman, flexmdm_linear_loss, reinforce_term, sample_loss,
-                                                     schedule_regularizer, state_log_prob)
+                                                     schedule_regularizer, state_log_prob, tail_penalty)
 from iterref_fairseq.data.insertion_noise import (DROPPED, MASKED, REVEALED, compact, content_mask, gap_sums,
                                                   token_states)
 from iterref_fairseq.models.flexmdm import MASK_SYMBOL, FlexMDMModel, flexmdm_tiny, lflexmdm_tiny
@@ -150,6 +150,59 @@ def test_schedule_regularizer_zero_at_linear_and_positive_otherwise():
     mask = torch.ones(2, 3, dtype=torch.bool)
     assert float(schedule_regularizer(1.0, torch.ones(2, 3), mask, grid)) == pytest.approx(0.0, abs=1e-12)
     assert float(schedule_regularizer(1.0, torch.full((2, 3), 5.0), mask, grid)) > 0.1
+
+
+def test_tail_penalty_closed_form_and_direction():
+    mask = torch.tensor([[True, True, False]])
+    eps = 0.01
+    # a = b = 1: F(eps) + 1 - F(1 - eps) = eps + eps
+    assert float(tail_penalty(1.0, torch.ones(1, 3), mask, eps)) == pytest.approx(2 * eps, rel=1e-6)
+    # a = 1: F(t) = 1 - (1 - t)^b, so the penalty of one token is 1 - (1 - eps)^b + eps^b
+    b = torch.tensor([[0.01, 3.0, 100.0]], requires_grad=True)  # the padded third token must not count
+    expected = sum(1 - (1 - eps) ** v + eps ** v for v in (0.01, 3.0)) / 2
+    pen = tail_penalty(1.0, b, mask, eps)
+    assert float(pen) == pytest.approx(expected, rel=1e-5)
+    pen.backward()
+    assert b.grad[0, 0] < 0 and b.grad[0, 1] > 0 and b.grad[0, 2] == 0  # floor token pushed up, fast one down
+
+
+def test_remaining_count_head_loss_is_outside_the_reinforce_losses():
+    """LFlexMDM's count head is trained with D(n_gap, c) per gap; FlexMDM has none (its b_in^theta is the count)."""
+    from iterref_fairseq.criterions.flexmdm_loss import FlexMDMLoss
+
+    torch.manual_seed(3)
+    model = tiny_model(learned=True)
+    src, x1 = _batch(model, seed=3)
+    spec = model(src, None, tgt_tokens=x1)
+    s = spec["samples"][0]
+    part = sample_loss(s, x1, spec["b_in_phi"], spec["b_um_phi"], spec["t"], 1.0, False, 7.0)
+    expected = bregman(s["noisy"].gap_count.float(), s["count_theta"]).masked_fill(s["noisy"].padding_mask, 0.0)
+    torch.testing.assert_close(part["count"], expected.sum(1) / 7.0)
+    flex = tiny_model(learned=False)
+    assert flex.count_head is None and flex(src, None, tgt_tokens=x1)["samples"][0]["count_theta"] is None
+    # the count head gets gradient from the loss, but the REINFORCE term does not depend on it: zeroing the
+    # count head's output changes the loss by exactly the change of the count term
+    crit = FlexMDMLoss(None, 1.0, 0.0, False, 0.999)
+    batch = {"net_input": {"src_tokens": src, "src_lengths": None}, "target": x1}
+    torch.manual_seed(4)
+    loss, _, log = crit(model, batch)
+    loss.backward()
+    assert model.count_head.weight.grad.abs().sum() > 0 and log["count_loss"] > 0
+    with torch.no_grad():
+        model.count_head.weight.zero_()
+        model.count_head.bias.fill_(-30.0)  # c ~ 0: the count term becomes sum of n_gap / L_max
+    torch.manual_seed(4)
+    _, _, log2 = crit(model, batch)
+    assert log2["reinforce"] == pytest.approx(log["reinforce"], rel=1e-5, abs=1e-7)
+    assert log2["count_loss"] != pytest.approx(log["count_loss"])
+
+
+def test_old_lflexmdm_checkpoint_without_count_head_is_a_clear_error():
+    model = tiny_model(learned=True)
+    state = {k: v for k, v in model.state_dict().items() if not k.startswith("count_head.")}
+    with pytest.raises(ValueError, match="predates the remaining-count head"):
+        model.load_state_dict(state)
+    tiny_model(learned=False).load_state_dict(tiny_model(learned=False).state_dict())  # FlexMDM unaffected
 
 
 @pytest.mark.parametrize("learned,backbone,learn_um", [(False, "separate", False), (True, "separate", False),

@@ -41,8 +41,9 @@ class _Greedy:
         return self
 
     def rates(self, prompt, tokens, padding_mask, t):
-        logp, lam_in, lam_um = self.model.rates(prompt, tokens, padding_mask, t)
-        return logp, torch.full_like(lam_in, self.ins_rate).masked_fill(padding_mask, 0.0), lam_um
+        logp, lam_in, lam_um, _ = self.model.rates(prompt, tokens, padding_mask, t)
+        lam = torch.full_like(lam_in, self.ins_rate).masked_fill(padding_mask, 0.0)
+        return logp, lam, lam_um, lam * (1 - t.unsqueeze(1))
 
 
 @pytest.fixture(scope="module")
@@ -124,17 +125,17 @@ class _Oracle(_Greedy):
     """Rates of the exact process for a target of ``n`` tokens under the linear schedule: the trailing gap expects
     the n - (present tokens) still absent, lambda_in = remaining / (1 - t)."""
 
-    def __init__(self, model, n):
+    def __init__(self, model, n, b=1.0):
         super().__init__(model, 0.0)
-        self.n = n
+        self.n, self.b = n, b
 
     def rates(self, prompt, tokens, padding_mask, t):
-        logp, lam_in, lam_um = self.model.rates(prompt, tokens, padding_mask, t)
+        logp, lam_in, lam_um, _ = self.model.rates(prompt, tokens, padding_mask, t)
         present = (~padding_mask).sum(1, keepdim=True) - 1  # content tokens (EOS excluded)
         remaining = (self.n - present).clamp(min=0).float()
         is_last = torch.arange(tokens.size(1)).unsqueeze(0) == present  # the EOS owns the last gap
-        lam = torch.where(is_last, remaining / (1 - t.unsqueeze(1)), torch.zeros_like(lam_in))
-        return logp, lam, lam_um
+        count = torch.where(is_last, remaining, torch.zeros_like(lam_in))
+        return logp, self.b * count / (1 - t.unsqueeze(1)), lam_um, count
 
 
 def test_last_step_inserts_every_token_still_absent(model):
@@ -147,3 +148,15 @@ def test_last_step_inserts_every_token_still_absent(model):
     # many steps: the sequence never ends shorter than the oracle's length
     out = TauLeapingSampler(d, sampling_steps=16, seed=1).sample(_Oracle(model, 6), _prompt(model))
     assert bool((out["tokens"].ne(d.pad()).sum(1) - 1).ge(6).all())
+
+
+def test_last_step_reads_the_remaining_count_not_the_rate():
+    """Learned schedules: remaining tokens with b = 0.01 give a rate multiplier of 0.01 per token, so rounding the
+    multiplier (the FlexMDM rule) would insert none of them; the remaining-count output brings all of them."""
+    torch.manual_seed(0)
+    m = tiny_model(learned=True, max_target_positions=12)
+    m.eval()
+    d = m.dictionary
+    for n in (2, 5):
+        out = TauLeapingSampler(d, sampling_steps=4, seed=0).sample(_Oracle(m, n, b=0.01), _prompt(m))
+        assert (out["tokens"].ne(d.pad()).sum(1) - 1).tolist() == [n] * 5

@@ -4,10 +4,12 @@ The sampler is model-agnostic. A model implements::
 
     mask_index: int                                         # id of <mask>
     max_decoder_positions() -> int                          # L_max
-    rates(prompt, tokens, padding_mask, t) -> (log K (B, L, V), lambda_in (B, L), lambda_um (B, L))
+    rates(prompt, tokens, padding_mask, t) -> (log K (B, L, V), lambda_in (B, L), lambda_um (B, L), remaining (B, L))
 
 where ``lambda_in[:, j]`` is the insertion rate of the gap left of position j (the trailing EOS owns the last
-gap) and ``lambda_um[:, j]`` the unmasking rate of position j. The generated sequence starts as ``[EOS]`` (the
+gap), ``lambda_um[:, j]`` the unmasking rate of position j and ``remaining[:, j]`` the expected number of tokens
+still to insert in the gap left of j (FlexMDM: the insertion multiplier b_in^theta itself; LFlexMDM: its
+remaining-count head, since there the multiplier is the remaining tokens' sum of b, not their number). The generated sequence starts as ``[EOS]`` (the
 empty sequence) or as a fixed initial sequence (``init_tokens``: given tokens, possibly with masks), and the
 prompt (e.g. a star-graph query) conditions every step but is never edited.
 
@@ -22,8 +24,9 @@ at x_t (tau-leaping):
 2. insertion: each gap receives Poisson(lambda_in dt) new masks (several per gap allowed). Insertions that would
    make the sequence longer than ``max_len`` content tokens are rejected (counted in ``rejected``). In the last
    step every token still absent must arrive (the hazard integrates to infinity on [1 - dt, 1]), so each gap
-   receives round(lambda_in (1 - t)) masks, its expected remaining count (deviation from plain tau-leaping, whose
-   Poisson draw in that step has the right mean but the wrong count for most gaps that still expect a token);
+   receives round(remaining) masks, its expected remaining count (deviation from plain tau-leaping, whose
+   Poisson draw in that step has the right mean but the wrong count for most gaps that still expect a token;
+   with learned schedules its mean, the integral of lambda_in over [1 - dt, 1), is not even finite);
 3. after the last step, the remaining masks are filled by argmax.
 
 Every output token carries the step at which it was inserted and revealed (0 = present from the start,
@@ -140,7 +143,7 @@ class TauLeapingSampler:
         for k in range(self.steps):
             t = torch.full((bsz,), k * dt, device=device)
             pad_mask = tokens.eq(self.pad)
-            logp, lam_in, lam_um = model.rates(prompt, tokens, pad_mask, t)
+            logp, lam_in, lam_um, remaining = model.rates(prompt, tokens, pad_mask, t)
             is_mask = tokens.eq(mask)
             # 1. unmasking: Poisson(lambda_um dt) >= 1 event
             if bool(is_mask.any()):
@@ -155,10 +158,10 @@ class TauLeapingSampler:
                 reveal_step = torch.where(events, k + 1, reveal_step)
             # 2. insertion: Poisson(lambda_in dt) masks per gap, refused beyond max_len. The last interval
             # [1 - dt, 1] has an infinite integrated hazard (every token still absent arrives), so the last step
-            # inserts the expected remaining count lambda_in (1 - t) (= b_in^theta as t -> 1), rounded, instead of
-            # a Poisson draw with that mean -- which would get the count wrong about 60% of the time.
+            # inserts the model's expected remaining count, rounded, instead of a Poisson draw with that mean --
+            # which would get the count wrong about 60% of the time.
             if k == self.steps - 1:
-                counts = torch.round(lam_in * (1.0 - k * dt) * (~pad_mask)).long()
+                counts = torch.round(remaining * (~pad_mask)).long()
             else:
                 counts = torch.poisson(lam_in * dt * (~pad_mask), generator=gen).long()
             room = (max_len - (tokens.ne(self.pad).sum(1) - 1)).clamp(min=0)  # content tokens (EOS excluded)
@@ -176,7 +179,7 @@ class TauLeapingSampler:
         is_mask = tokens.eq(mask)
         if bool(is_mask.any()):
             t = torch.full((bsz,), 1.0 - 0.5 * dt, device=device)
-            logp, _, _ = model.rates(prompt, tokens, tokens.eq(self.pad), t)
+            logp = model.rates(prompt, tokens, tokens.eq(self.pad), t)[0]
             best_lp, best = logp.max(-1)
             tokens = torch.where(is_mask, best, tokens)
             scores = torch.where(is_mask, best_lp, scores)

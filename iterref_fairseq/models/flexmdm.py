@@ -8,10 +8,19 @@ For every x_t position j it outputs
 * K^theta(. | x_t)[j]: a token distribution (used at ``<mask>`` positions; logits tied to the embeddings),
 * b_in^theta[j] > 0: the insertion multiplier of the gap left of token j (the trailing EOS owns the last gap),
 * b_um^theta[j] > 0: the unmasking multiplier (only used when the unmasking order is learned),
+* c^theta[j] >= 0 (LFlexMDM only): the expected number of tokens still to insert in the gap left of token j,
 
 (softplus heads). The generator's rates are lambda_in^theta = b_in^theta h_a(t) and
 lambda_um^theta = b_um^theta h_a(t) with h_a(t) = a t^{a-1} / (1 - t^a) (``modules/kumaraswamy.py``); with
 a = 1 and fixed multipliers this is FlexMDM's alpha_dot / (1 - alpha) g_theta with linear schedules.
+
+Remaining-count head (deviation, LFlexMDM only). With b = 1 for every token the insertion multiplier of a gap *is*
+the expected number of tokens still to insert there (b_in^theta = g_theta), which the sampler's last step needs:
+every token still absent must arrive in [1 - dt, 1]. With learned b the multiplier is the *sum of the remaining
+tokens' b* instead, which says nothing about their number (two tokens with b = 0.01 give 0.02). LFlexMDM therefore
+gets one more softplus output c^theta, trained with the Bregman divergence D(n_gap, c^theta) to the true remaining
+count (``criterions/flexmdm_loss.py``), and used only by the last sampling step. It is a generator-only term: it is
+not part of the losses the REINFORCE estimator sees, so it does not change what phi learns.
 
 Auxiliary network phi (only with ``--learned-order``, i.e. LFlexMDM): reads the clean x1 (with the prompt) and
 outputs per-token Kumaraswamy b_in^phi (and b_um^phi with ``--learn-unmask-order``; by default b_um = 1, the
@@ -148,6 +157,7 @@ class FlexMDMModel(BaseFairseqModel):
             else:
                 raise ValueError(f"--aux-backbone must be 'separate' or 'shared', got {args.aux_backbone!r}")
             self.aux_head = _rate_head(aux_dim, 2)
+        self.count_head = _rate_head(dim, 1) if self.learned_order else None
 
     # ------------------------------------------------------------------ construction
     @staticmethod
@@ -184,6 +194,11 @@ class FlexMDMModel(BaseFairseqModel):
         return self.args.max_target_positions
 
     def load_state_dict(self, state_dict, strict=True, model_cfg=None, args=None):
+        if self.count_head is not None and "count_head.weight" not in state_dict:
+            raise ValueError(
+                "this LFlexMDM checkpoint predates the remaining-count head (count_head.*) that the sampler's last "
+                "step reads; retrain it with the current code (a FlexMDM checkpoint is unaffected)"
+            )
         name = "net.embed.weight"
         if name in state_dict and state_dict[name].size(0) != len(self.dictionary):
             raise ValueError(
@@ -197,13 +212,16 @@ class FlexMDMModel(BaseFairseqModel):
     def generator_outputs(self, prompt: torch.Tensor, x: torch.Tensor, x_pad: torch.Tensor, t: torch.Tensor):
         """theta on x_t. prompt (B, S), x (B, L), x_pad (B, L), t (B,).
 
-        Returns logits (B, L, V) (special symbols at -inf), b_in^theta (B, L), b_um^theta (B, L).
+        Returns logits (B, L, V) (special symbols at -inf), b_in^theta (B, L), b_um^theta (B, L) and the expected
+        number of tokens still to insert per gap (B, L): c^theta for LFlexMDM, b_in^theta for FlexMDM (where the
+        multiplier is that count, all b being 1).
         """
         h = self.net(prompt, x, x_pad, self.time(t))
         logits = F.linear(h, self.net.embed.weight, self.out_bias).float()
         logits = logits.masked_fill(self.special_symbols, float("-inf"))
         mult = F.softplus(self.rate_head(h).float())
-        return logits, mult[..., 0], mult[..., 1]
+        remaining = mult[..., 0] if self.count_head is None else F.softplus(self.count_head(h).float()).squeeze(-1)
+        return logits, mult[..., 0], mult[..., 1], remaining
 
     def aux_multipliers(self, prompt: torch.Tensor, x1: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """phi on the clean x1 (B, L) -> (b_in^phi, b_um^phi), each (B, L); ones where the order is not learned."""
@@ -230,7 +248,7 @@ class FlexMDMModel(BaseFairseqModel):
         leave-one-out REINFORCE estimator; sharing t makes the two losses comparable, so the baseline removes
         the variance due to t). Returns a dict with ``t`` (B,), ``b_in_phi`` / ``b_um_phi`` (B, L),
         ``x1`` (B, L), ``content`` (B, L), and ``samples``: a list of {noisy, logits (B, Lt, V), b_in_theta
-        (B, Lt), b_um_theta (B, Lt)}.
+        (B, Lt), b_um_theta (B, Lt), count_theta (B, Lt) (None without the remaining-count head)}.
         """
         if tgt_tokens is None:
             raise ValueError("flexmdm.forward needs tgt_tokens (the clean sequences x1)")
@@ -251,13 +269,14 @@ class FlexMDMModel(BaseFairseqModel):
         # run theta once on all samples (rows k*B .. (k+1)*B-1 are sample k)
         width = max(n.tokens.size(1) for n in noisy_list)
         tokens = torch.cat([F.pad(n.tokens, (0, width - n.tokens.size(1)), value=self.pad) for n in noisy_list])
-        logits, b_in_theta, b_um_theta = self.generator_outputs(
+        logits, b_in_theta, b_um_theta, remaining = self.generator_outputs(
             src_tokens.repeat(num_samples, 1), tokens, tokens.eq(self.pad), t.repeat(num_samples))
         samples = []
         for k, n in enumerate(noisy_list):
             rows, lt = slice(k * bsz, (k + 1) * bsz), n.tokens.size(1)
             samples.append({"noisy": n, "logits": logits[rows, :lt], "b_in_theta": b_in_theta[rows, :lt],
-                            "b_um_theta": b_um_theta[rows, :lt]})
+                            "b_um_theta": b_um_theta[rows, :lt],
+                            "count_theta": remaining[rows, :lt] if self.count_head is not None else None})
         return {"t": t, "x1": x1, "content": content, "b_in_phi": b_in_phi, "b_um_phi": b_um_phi,
                 "samples": samples, "a": self.a, "learned_order": self.learned_order,
                 "learn_unmask": self.learn_unmask, "l_max": float(self.args.max_target_positions)}
@@ -271,13 +290,14 @@ class FlexMDMModel(BaseFairseqModel):
         """Generator CTMC rates at x_t = tokens (B, L) (pads True in padding_mask), time t (B,).
 
         Returns log K^theta (B, L, V), lambda_in^theta (B, L) per gap (left of each position),
-        lambda_um^theta (B, L) per position (meaningful at masks).
+        lambda_um^theta (B, L) per position (meaningful at masks), and the expected number of tokens still to
+        insert per gap (B, L) (read by the sampler's last step).
         """
-        logits, b_in, b_um = self.generator_outputs(prompt, tokens, padding_mask, t)
+        logits, b_in, b_um, remaining = self.generator_outputs(prompt, tokens, padding_mask, t)
         h = kuma.base_hazard(t, self.a).unsqueeze(1)
         um_mult = b_um if self.learn_unmask else torch.ones_like(b_um)
         return F.log_softmax(logits, -1), (b_in * h).masked_fill(padding_mask, 0.0), \
-            (um_mult * h).masked_fill(padding_mask, 0.0)
+            (um_mult * h).masked_fill(padding_mask, 0.0), remaining.masked_fill(padding_mask, 0.0)
 
 
 # ---------------------------------------------------------------------- architectures
