@@ -6,8 +6,9 @@
 Prints (and writes as JSON) the mean Kumaraswamy b_in^phi per target position, its quantiles, and, for the
 tau-leaping grid of ``--steps`` steps, the probability that a token is still absent at the start of the last step
 (the Kumaraswamy survival (1 - t^a)^b at t = 1 - 1/steps), together with the expected
-number of such tokens per sequence and the expected sum of their b_in. The sampler's last step inserts
-round(b_in^theta), an estimate of that sum, so when tokens with b << 1 are left, the sum undercounts them.
+number of such tokens per sequence and the expected sum of their b_in. The generator's insertion multiplier
+b_in^theta estimates that sum, which undercounts tokens with b << 1; this is why the sampler's last step reads
+LFlexMDM's remaining-count head instead (models/flexmdm.py).
 """
 import argparse
 import json

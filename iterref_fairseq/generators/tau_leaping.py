@@ -4,14 +4,15 @@ The sampler is model-agnostic. A model implements::
 
     mask_index: int                                         # id of <mask>
     max_decoder_positions() -> int                          # L_max
-    rates(prompt, tokens, padding_mask, t) -> (log K (B, L, V), lambda_in (B, L), lambda_um (B, L), remaining (B, L))
+    rates(prompt, tokens, padding_mask, t)
+        -> (log K (B, L, V), lambda_in (B, L), lambda_um (B, L), remaining (B, L))
 
 where ``lambda_in[:, j]`` is the insertion rate of the gap left of position j (the trailing EOS owns the last
 gap), ``lambda_um[:, j]`` the unmasking rate of position j and ``remaining[:, j]`` the expected number of tokens
 still to insert in the gap left of j (FlexMDM: the insertion multiplier b_in^theta itself; LFlexMDM: its
-remaining-count head, since there the multiplier is the remaining tokens' sum of b, not their number). The generated sequence starts as ``[EOS]`` (the
-empty sequence) or as a fixed initial sequence (``init_tokens``: given tokens, possibly with masks), and the
-prompt (e.g. a star-graph query) conditions every step but is never edited.
+remaining-count head, since there the multiplier is the remaining tokens' sum of b, not their number). The
+generated sequence starts as ``[EOS]`` (the empty sequence) or as a fixed initial sequence (``init_tokens``: given
+tokens, possibly with masks), and the prompt (e.g. a star-graph query) conditions every step but is never edited.
 
 One step from t to t + dt (``sampling_steps`` = N steps, dt = 1 / N, t_k = k / N), all events drawn from the rates
 at x_t (tau-leaping):
