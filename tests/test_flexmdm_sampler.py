@@ -122,8 +122,8 @@ def test_bad_sampler_options_are_clear_errors(model, kwargs, message):
 
 
 class _Oracle(_Greedy):
-    """Rates of the exact process for a target of ``n`` tokens under the linear schedule: the trailing gap expects
-    the n - (present tokens) still absent, lambda_in = remaining / (1 - t)."""
+    """Rates of the exact process for a target of ``n`` tokens whose schedules all have a = 1 and shape ``b``: the
+    trailing gap expects the n - (present tokens) still absent, lambda_in = b remaining / (1 - t)."""
 
     def __init__(self, model, n, b=1.0):
         super().__init__(model, 0.0)

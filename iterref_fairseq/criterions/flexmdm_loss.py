@@ -58,6 +58,12 @@ def bregman(n: torch.Tensor, g: torch.Tensor, eps: float = 1e-8) -> torch.Tensor
     return g - n + torch.where(pos, n * torch.log(n_safe / g), torch.zeros_like(n))
 
 
+def count_divergence(noisy, predicted: torch.Tensor) -> torch.Tensor:
+    """sum over the gaps of D(n_gap, predicted), n_gap = tokens still to insert there. predicted (B, Lt) -> (B,)."""
+    d = bregman(noisy.gap_count.float(), predicted)
+    return d.masked_fill(noisy.padding_mask, 0.0).sum(1)
+
+
 def sample_loss(sample: Dict, x1: torch.Tensor, b_in_phi: torch.Tensor, b_um_phi: torch.Tensor, t: torch.Tensor,
                 a: float, learn_unmask: bool, l_max: float) -> Dict[str, torch.Tensor]:
     """Per-row losses of one noisy sample. Shapes: x1, b_*_phi (B, L); sample tensors (B, Lt); t (B,).
@@ -81,8 +87,7 @@ def sample_loss(sample: Dict, x1: torch.Tensor, b_in_phi: torch.Tensor, b_um_phi
     ins = bregman(target_in, pred_in).masked_fill(noisy.padding_mask, 0.0).sum(1) / l_max
     out = {"um": um, "in": ins, "nll": nll.sum(1) / n_mask.clamp(min=1), "n_mask": n_mask}
     if sample.get("count_theta") is not None:
-        count = bregman(noisy.gap_count.float(), sample["count_theta"])
-        out["count"] = count.masked_fill(noisy.padding_mask, 0.0).sum(1) / l_max
+        out["count"] = count_divergence(noisy, sample["count_theta"]) / l_max
     return out
 
 
@@ -98,8 +103,7 @@ def flexmdm_linear_loss(sample: Dict, x1: torch.Tensor, t: torch.Tensor, l_max: 
     nll = -F.log_softmax(sample["logits"], -1).gather(2, target.unsqueeze(2)).squeeze(2)
     nll = nll.masked_fill(~noisy.is_mask, 0.0)
     um = w * nll.sum(1) / noisy.is_mask.sum(1).clamp(min=1)
-    d = bregman(noisy.gap_count.float(), sample["b_in_theta"]).masked_fill(noisy.padding_mask, 0.0)
-    return um + w * d.sum(1) / l_max
+    return um + w * count_divergence(noisy, sample["b_in_theta"]) / l_max
 
 
 def state_log_prob(noisy, t: torch.Tensor, a: float, b_in: torch.Tensor, b_um: torch.Tensor,
@@ -183,6 +187,7 @@ class FlexMDMLoss(FairseqCriterion):
         row_losses = [p["um"] + p["in"] for p in parts]
         gen = 0.5 * (row_losses[0] + row_losses[1])
         loss = gen.mean()
+        count_loss = None
         if "count" in parts[0]:  # generator-only term, outside the REINFORCE losses (see the module docstring)
             count_loss = 0.5 * (parts[0]["count"] + parts[1]["count"]).mean()
             loss = loss + count_loss
@@ -192,7 +197,7 @@ class FlexMDMLoss(FairseqCriterion):
                           "um_loss": float(sum(p["um"].detach().mean() for p in parts) / 2),
                           "in_loss": float(sum(p["in"].detach().mean() for p in parts) / 2),
                           "nll_loss": float(sum(p["nll"].detach().mean() for p in parts) / 2)}
-        if "count" in parts[0]:
+        if count_loss is not None:
             logging_output["count_loss"] = float(count_loss.detach())
         if spec["learned_order"]:
             content = spec["content"]
