@@ -5,8 +5,8 @@ import re
 import networkx as nx
 import pytest
 
-from iterref_fairseq.data.star_graphs import (DIFFICULTIES, generate_splits, graph_of, is_valid_path, junction_of,
-                                               parse_prompt)
+from iterref_fairseq.data.star_graphs import (DIFFICULTIES, failure_kind, failure_report, generate_splits, graph_of,
+                                               is_valid_path, junction_of, parse_prompt)
 
 from conftest import USER_DIR, cli
 
@@ -43,6 +43,28 @@ def test_path_validator_rejects_wrong_paths():
     assert not is_valid_path(edges, 4, 5, [4, 2, 3, 5])  # not an edge
     assert not is_valid_path(edges, 4, 5, [4, 2, 1, 3])  # wrong end
     assert not is_valid_path(edges, 4, 5, [4, 2, 1, 2, 1, 3, 5])  # repeats
+
+
+DOC_PROMPT, DOC_TARGET = "4 17 , 9 4 , 3 4 , 17 2 , 11 9 , 5 3 | 11 2", "11 9 4 17 2"  # junction 4 at index 2
+
+
+@pytest.mark.parametrize("hypothesis,kind", [
+    ("11 9 4 17 2", "exact"), ("11 9 4 3 5", "wrong_arm"), ("11 9 4 3 5 2", "wrong_arm"),
+    ("11 9 4 17", "on_goal_arm"), ("11 9 4 17 2 2", "on_goal_arm"), ("11 9 4 17 5", "on_goal_arm"),
+    ("11 4 17 2", "before_junction"), ("9 4 17 2", "before_junction"), ("", "before_junction"),
+    ("11 9", "before_junction"), ("11 9 3 17 2", "before_junction")])
+def test_failure_kind_locates_the_first_wrong_token_relative_to_the_junction(hypothesis, kind):
+    assert failure_kind(DOC_PROMPT, DOC_TARGET, hypothesis) == kind
+
+
+def test_failure_report_counts():
+    hyps = ["11 9 4 17 2", "11 9 4 3 5", "11 9 4 3 5 2", "11 4 17 2", "2 9 4 17 11"]
+    report = failure_report([(DOC_PROMPT, DOC_TARGET, h) for h in hyps])
+    assert report == {"exact": 1, "wrong_arm": 2, "before_junction": 2, "on_goal_arm": 0, "total": 5,
+                      "right_length": 3, "source_token_right": 4, "goal_token_right": 3,
+                      "token_accuracy_right_length": round((5 + 3 + 3) / 15, 4)}
+    with pytest.raises(ValueError, match="does not pass a junction"):
+        failure_kind("1 2 , 2 3 | 1 3", "1 2 3", "1 3")
 
 
 @pytest.mark.parametrize("line", ["1 2 , 2 3", "1 2 , 2 | 1 3", "a b | 1 2"])

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import torch
 
+from iterref_fairseq.data.star_graphs import failure_report
+
 NAMES = {"flexmdm": "FlexMDM (uniform order)", "lflexmdm": "LFlexMDM (learned insertion order, b_um = 1)",
          "ar": "AR transformer (fairseq, greedy)"}
 
@@ -22,6 +24,20 @@ def checkpoint_size(path: Path):
     state = torch.load(path, map_location="cpu", weights_only=False)
     return (sum(v.numel() for v in state["model"].values()),
             state.get("optimizer_history", [{}])[-1].get("num_updates"))
+
+
+def generate_triples(text: str):
+    """(prompt, target, hypothesis) per test example from fairseq-generate's S-/T-/H- lines."""
+    fields = {}
+    for line in text.splitlines():
+        kind, _, rest = line.partition("-")
+        if kind in ("S", "T", "H") and "\t" in rest:
+            idx, *cols = rest.split("\t")
+            fields.setdefault(idx, {})[kind] = cols[-1]
+    missing = [i for i, f in fields.items() if len(f) != 3]
+    if missing:
+        raise SystemExit(f"generate output lacks S/T/H lines for examples {missing[:5]}: run without --quiet")
+    return [(f["S"], f["T"], f["H"]) for f in fields.values()]
 
 
 def main() -> None:
@@ -51,7 +67,8 @@ def main() -> None:
                      "order_exact_match_confidence_none": o.get("exact_match")}
         rows.append({"difficulty": difficulty, "model": model, "name": NAMES.get(model, model),
                      "exact_match": em["exact_match"], "correct": em["correct"], "total": em["total"],
-                     "parameters": params, "updates": updates, **order})
+                     "parameters": params, "updates": updates, **order,
+                     "failures": failure_report(generate_triples(text))})
     date = datetime.date.today().isoformat()
     out = Path(args.out_dir)
     out.mkdir(exist_ok=True)

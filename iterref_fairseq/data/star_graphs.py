@@ -147,3 +147,52 @@ def vocabulary(difficulty: str) -> List[str]:
 def iter_lines(examples: Sequence[StarGraphExample]) -> Iterator[Tuple[str, str]]:
     for ex in examples:
         yield ex.prompt(), ex.target()
+
+
+FAILURE_KINDS = ("exact", "before_junction", "wrong_arm", "on_goal_arm")
+
+
+def failure_kind(prompt: str, target: str, hypothesis: str) -> str:
+    """Where a hypothesis first leaves the target path, relative to the junction.
+
+    * ``before_junction``: the first wrong token is the source, a node of the source arm or the junction;
+    * ``wrong_arm``: everything up to the junction is right, the next node is not (the arm choice -- the step that
+      needs planning, where a teacher-forced next-token model guesses: Bachmann & Nagarajan's "Clever Hans" failure);
+    * ``on_goal_arm``: the right arm, but a later node is wrong or the path is too short / too long.
+
+    Worked example (the module docstring's graph): target ``11 9 4 17 2``, junction 4 at index 2.
+    ``11 9 4 3 5`` -> first difference at index 3 = junction + 1 -> ``wrong_arm``;
+    ``11 9 4 17`` -> no difference in the common prefix, length differs at index 4 -> ``on_goal_arm``;
+    ``11 4 17 2`` -> first difference at index 1 <= 2 -> ``before_junction``.
+    """
+    edges, _, _ = parse_prompt(prompt)
+    ref, hyp = target.split(), hypothesis.split()
+    if hyp == ref:
+        return "exact"
+    junction = junction_of(edges)
+    if junction is None or str(junction) not in ref:
+        raise ValueError(f"target {target!r} does not pass a junction of prompt {prompt!r}: not star-graph data")
+    j = ref.index(str(junction))
+    first = next((i for i, (a, b) in enumerate(zip(hyp, ref)) if a != b), min(len(hyp), len(ref)))
+    if first <= j:
+        return "before_junction"
+    return "wrong_arm" if first == j + 1 else "on_goal_arm"
+
+
+def failure_report(triples: Sequence[Tuple[str, str, str]]) -> Dict[str, Optional[float]]:
+    """Counts over (prompt, target, hypothesis) triples: failure kinds, right length, source / goal token right,
+    token accuracy over the right-length hypotheses (position by position)."""
+    report: Dict[str, Optional[float]] = {k: 0 for k in FAILURE_KINDS}
+    right_length = matched = compared = source = goal = 0
+    for prompt, target, hypothesis in triples:
+        report[failure_kind(prompt, target, hypothesis)] += 1
+        ref, hyp = target.split(), hypothesis.split()
+        source += bool(hyp) and hyp[0] == ref[0]
+        goal += bool(hyp) and hyp[-1] == ref[-1]
+        if len(hyp) == len(ref):
+            right_length += 1
+            matched += sum(a == b for a, b in zip(hyp, ref))
+            compared += len(ref)
+    report.update(total=len(triples), right_length=right_length, source_token_right=source, goal_token_right=goal,
+                  token_accuracy_right_length=round(matched / compared, 4) if compared else None)
+    return report
