@@ -83,18 +83,20 @@ def main() -> None:
               if args.max_update else f"{args.budget_min:g} CPU minutes per model")
     lines = [f"Star-graph exact match (%), {budget}, {args.steps} tau-leaping steps "
              f"(insertion models, confidence top_prob), greedy AR; seed {args.seed}.", "",
-             "| difficulty | model | exact match | correct / total | parameters | updates | "
+             "| difficulty | model | exact match | correct / total | wrong arm | parameters | updates | "
              "corr(insert time, dist.) | corr(reveal time, dist.) |",
-             "|---|---|---:|---:|---:|---:|---:|---:|"]
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
 
     def corr(x):
         return "-" if x is None else f"{x:.2f}"
 
     for r in rows:
         lines.append(f"| {r['difficulty']} | {r['name']} | {r['exact_match']:.1f} | {r['correct']} / {r['total']} | "
+                     f"{r['failures']['wrong_arm']} | "
                      f"{r['parameters']:,} | {r['updates']} | {corr(r.get('order_corr_insert'))} | "
                      f"{corr(r.get('order_corr_reveal'))} |")
-    lines += ["", "Order columns: Pearson correlation between a token's generation step and its distance to the "
+    lines += ["", "Wrong arm: hypotheses right up to the junction whose next node is wrong (the arm choice). "
+              "Order columns: Pearson correlation between a token's generation step and its distance to the "
               "junction over the exactly-correct test paths, sampled without confidence ordering (-1: arm ends "
               "first, junction last, the paper's locally optimal order)."]
     (out / f"{stem}.md").write_text("\n".join(lines) + "\n")
