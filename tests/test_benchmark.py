@@ -1,4 +1,5 @@
-"""iterref-benchmark-decode on tiny data: every system decodes every sentence; JSON and markdown are written."""
+"""iterref-benchmark-nat and iterref-analyze-nat-steps on tiny data: every system decodes every sentence; JSON and
+markdown are written; the deprecated names and flags still work."""
 import json
 
 import pytest
@@ -21,9 +22,10 @@ def tiny_ar(tiny_data, tmp_path_factory):
 def test_benchmark_table(tiny_data, tiny_checkpoint, tiny_ar, tmp_path):
     out = tmp_path / "res" / "table.json"
     ref = tiny_data.parent / "raw" / "test.tgt"
-    cli("iterref-benchmark-decode", "--data", tiny_data, "--nat", tiny_checkpoint, "--ar", tiny_ar,
-        "--refs", ref, ref, "--systems", "ar:1,ar:2,nat:1,nat:3,nat:adaptive", "--speed-sentences", "4",
-        "--target-lang", "en", "--out", out, "--save-hypotheses", tmp_path / "hyps")
+    proc = cli("iterref-benchmark-nat", tiny_data, "--path", tiny_checkpoint, "--ar-path", tiny_ar, "--cpu",
+               "--refs", ref, ref, "--systems", "ar:1,ar:2,nat:1,nat:3,nat:adaptive", "--speed-sentences", "4",
+               "--target-lang", "en", "--out", out, "--save-hypotheses", tmp_path / "hyps")
+    assert proc.returncode == 0
     result = json.loads(out.read_text())
     names = [r["system"] for r in result["rows"]]
     assert names == ["AR b=1", "AR b=2", "NAT idec=1", "NAT idec=3", "NAT adaptive"]
@@ -33,30 +35,81 @@ def test_benchmark_table(tiny_data, tiny_checkpoint, tiny_ar, tmp_path):
         assert row["batched"]["src_tokens_per_s"] > 0
     steps = {r["system"]: r["mean_steps"] for r in result["rows"]}
     assert steps["NAT idec=1"] == 1 and steps["NAT idec=3"] == 3 and 1 <= steps["NAT adaptive"] <= 20
-    assert "hardware" in result and result["seed"] == 1
+    assert "hardware" in result and result["seed"] == 1 and result["cuda"] is False
+    assert result["split"] == "test" and result["nat"] == str(tiny_checkpoint) and result["ar"] == str(tiny_ar)
     md = out.with_suffix(".md").read_text()
     assert "| NAT adaptive |" in md
     assert len((tmp_path / "hyps" / "NAT_idec3.txt").read_text().splitlines()) == 24
 
 
-def test_benchmark_bad_systems_and_missing_checkpoint(tiny_data, tmp_path):
-    proc = cli("iterref-benchmark-decode", "--data", tiny_data, "--systems", "nat:0", "--nat", tmp_path / "x.pt",
-               "--out", tmp_path / "r.json", check=False)
-    assert proc.returncode != 0 and "checkpoint not found" in proc.stderr
-    proc = cli("iterref-benchmark-decode", "--data", tiny_data, "--systems", "foo:1", "--out", tmp_path / "r.json",
-               check=False)
-    assert proc.returncode != 0 and "bad entry 'foo:1'" in proc.stderr
+def test_deprecated_name_and_flags_still_benchmark(tiny_data, tiny_checkpoint, tmp_path, capsys):
+    # in-process (the subprocess behaviour of the alias is in test_console_scripts.py): old name, old flags
+    from iterref_fairseq.cli import aliases
+
+    out = tmp_path / "old.json"
+    status = aliases.benchmark_decode(["--data", str(tiny_data), "--nat", str(tiny_checkpoint), "--split", "valid",
+                                       "--systems", "nat:2", "--speed-sentences", "0", "--cuda", "--cpu",
+                                       "--out", str(out)])
+    assert status == 0
+    err = capsys.readouterr().err
+    assert err.startswith("iterref-benchmark-decode is deprecated, use iterref-benchmark-nat\n")
+    for flag in ("--data", "--nat", "--split", "--cuda"):
+        assert f"iterref-benchmark-nat: warning: {flag} is deprecated" in err
+    result = json.loads(out.read_text())
+    assert result["split"] == "valid" and [r["system"] for r in result["rows"]] == ["NAT idec=2"]
+    assert result["rows"][0]["batched"]["sentences"] == 24 and out.with_suffix(".md").exists()
 
 
-def test_nat_step_nll_reports_every_step(tiny_data, tiny_checkpoint, tmp_path):
+def test_benchmark_bad_systems_and_values(tiny_data, tiny_checkpoint, tmp_path, capsys):
+    from iterref_fairseq.cli import benchmark_nat
+
+    def run(*argv):
+        status = benchmark_nat.main([str(tiny_data), "--out", str(tmp_path / "r.json"), *map(str, argv)])
+        return status, capsys.readouterr().err.strip().splitlines()[-1]
+
+    status, err = run("--systems", "foo:1")
+    assert status == 2 and err.startswith("iterref-benchmark-nat: error: --systems: bad entry 'foo:1'")
+    status, err = run("--systems", "nat:0", "--path", tiny_checkpoint)
+    assert status == 2 and "beams and idec are integers >= 1" in err
+    status, err = run("--systems", "ar:1", "--path", tiny_checkpoint)
+    assert status == 2 and "--systems asks for ar but --ar-path CHECKPOINT is missing" in err
+    status, err = run("--systems", "nat:1", "--path", tiny_checkpoint, "--refs", tmp_path / "none.ref")
+    assert status == 2 and f"reference file not found: {tmp_path / 'none.ref'}" in err
+    status, err = run("--systems", "nat:1", "--path", tiny_checkpoint, "--gen-subset", "nosuch")
+    assert status == 2 and "--gen-subset nosuch" in err
+    status, err = run("--systems", "nat:1", "--path", tiny_checkpoint, "--fp16", "--cpu")
+    assert status == 2 and "--fp16 needs a GPU" in err
+    assert not (tmp_path / "r.json").exists()
+
+
+def test_analyze_nat_steps_reports_every_step(tiny_data, tiny_checkpoint, tmp_path):
     out = tmp_path / "steps.json"
-    proc = cli("iterref-nat-step-nll", tiny_checkpoint, "--data", tiny_data, "--split", "valid",
-               "--max-sentences", "7", "--steps", "3", "--out", out)
+    proc = cli("iterref-analyze-nat-steps", tiny_data, "--path", tiny_checkpoint, "--gen-subset", "valid",
+               "--max-examples", "7", "--steps", "3", "--batch-size", "4", "--cpu", "--out", out)
+    assert proc.returncode == 0
     result = json.loads(out.read_text())
     (row,) = result["rows"]
-    assert row["sentences"] == 7 and row["tokens"] > 7 and result["steps"] == 3
+    assert row["sentences"] == 7 and row["tokens"] > 7 and result["steps"] == 3 and result["split"] == "valid"
     assert len(row["nll"]) == len(row["accuracy"]) == 3
     assert all(n > 0 for n in row["nll"]) and all(0.0 <= a <= 1.0 for a in row["accuracy"])
     assert "| checkpoint_last.pt |" in proc.stdout
-    proc = cli("iterref-nat-step-nll", tmp_path / "missing.pt", "--data", tiny_data, check=False)
-    assert proc.returncode != 0 and "checkpoint not found" in proc.stderr
+    assert "| checkpoint_last.pt |" in out.with_suffix(".md").read_text()
+
+
+def test_analyze_nat_steps_batches_do_not_change_the_numbers(tiny_data, tiny_checkpoint, tmp_path, capsys):
+    # in-process; the old positional form (CHECKPOINT... --data DATA) still works and warns
+    from iterref_fairseq.cli import analyze_nat_steps
+
+    outs = []
+    for argv in ([str(tiny_checkpoint), "--data", str(tiny_data), "--batch-size", "50"],
+                 [str(tiny_data), "--path", str(tiny_checkpoint), "--batch-size", "3"]):
+        out = tmp_path / f"s{len(outs)}.json"
+        assert analyze_nat_steps.main([*argv, "--gen-subset", "valid", "--max-examples", "10", "--steps", "2",
+                                       "--cpu", "--out", str(out)]) == 0
+        outs.append(json.loads(out.read_text())["rows"][0])
+    assert "checkpoints as positional arguments are deprecated" in capsys.readouterr().err
+    assert outs[0]["tokens"] == outs[1]["tokens"] and outs[0]["sentences"] == 10
+    assert outs[0]["nll"] == pytest.approx(outs[1]["nll"], rel=1e-5)
+    assert outs[0]["accuracy"] == pytest.approx(outs[1]["accuracy"])
+    assert analyze_nat_steps.main([str(tiny_data), "--path", str(tiny_data / "dict.src.txt")]) == 2
+    assert "cannot read checkpoint" in capsys.readouterr().err

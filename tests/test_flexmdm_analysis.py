@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from iterref_fairseq.cli.flexmdm_order import order_pairs, pearson, summarize
+from iterref_fairseq.cli.analyze_star_order import order_pairs, pearson, summarize
 from iterref_fairseq.metrics.molecule_strings import string_metrics, tokenize
 
 from conftest import REPO, USER_DIR, cli
@@ -84,24 +84,30 @@ def test_molecule_task_prepare_train_sample(tmp_path):
         "1", "--decoder-attention-heads", "2", "--aux-embed-dim", "16", "--aux-attention-heads", "2",
         "--criterion", "flexmdm_loss", "--optimizer", "adam", "--lr", "1e-3", "--max-tokens", "500",
         "--max-update", "4", "--cpu", "--save-dir", ckpt_dir, "--no-epoch-checkpoints", "--seed", "1")
-    out = cli("iterref-flexmdm-molecules", data, "--path", ckpt_dir / "checkpoint_last.pt", "--num-samples", "6",
-              "--batch-size", "4", "--sampling-steps", "6", "--out-strings", tmp_path / "gen.txt").stdout
-    res = json.loads(re.search(r"^JSON (.*)$", out, re.M).group(1))
-    assert res["n"] == 6 and 0 <= res["validity"] <= 100 and res["format"] == "smiles"
+    proc = cli("iterref-generate-molecule-strings", data, "--path", ckpt_dir / "checkpoint_last.pt", "--num-samples",
+               "6", "--batch-size", "4", "--sampling-steps", "6", "--cpu", "--out", tmp_path / "gen.txt")
+    assert proc.returncode == 0
+    res = json.loads(re.search(r"^JSON (.*)$", proc.stdout, re.M).group(1))
+    assert res["n"] == 6 and 0 <= res["validity"] <= 100 and res["format"] == "smiles" and res["device"] == "cpu"
     assert len((tmp_path / "gen.txt").read_text().splitlines()) == 6
+    assert json.loads((tmp_path / "gen.txt.json").read_text()) == res  # the summary beside --out
 
 
 def test_molecule_cli_bad_data_dir(tmp_path, capsys):
-    from iterref_fairseq.cli.flexmdm_molecules import main
+    from iterref_fairseq.cli.generate_molecule_strings import main
 
-    with pytest.raises(SystemExit) as exc:
-        main([str(tmp_path / "nowhere"), "--path", str(tmp_path / "x.pt")])
+    assert main([str(tmp_path), "--path", str(tmp_path / "x.pt")]) == 2
     err = capsys.readouterr().err
-    assert exc.value.code != 0 and "nowhere has no dict.src.txt" in err and "prepare_molecule_strings.py" in err
+    assert f"{tmp_path} has no dict.src.txt" in err and "prepare_molecule_strings.py" in err
+    (tmp_path / "dict.src.txt").write_text("MOL 1\n")
+    assert main([str(tmp_path), "--path", str(tmp_path / "x.pt")]) == 2
+    assert f"checkpoint not found: {tmp_path / 'x.pt'}" in capsys.readouterr().err
+    assert main([str(tmp_path), "--path", str(tmp_path / "x.pt"), "--num-samples", "0"]) == 2
+    assert "--num-samples must be >= 1, got 0" in capsys.readouterr().err
 
 
 def test_order_plot_is_written(tmp_path):
-    from iterref_fairseq.cli.flexmdm_order import plot
+    from iterref_fairseq.cli.analyze_star_order import plot
 
     pairs = order_pairs([7, 3, 5, 9, 2], 5, [1, 2, 3, 2, 1], 10) + order_pairs([4, 6, 8], 6, [1, 3, 1], 10)
     out = tmp_path / "order.png"

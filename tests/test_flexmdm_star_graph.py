@@ -74,13 +74,16 @@ def test_malformed_prompt_is_a_clear_error(line):
 
 
 def test_make_star_graphs_bad_arguments(tmp_path, capsys):
+    # in-process (the console script's exit status on bad input is checked in test_console_scripts.py)
     from iterref_fairseq.cli.make_star_graphs import main
 
-    proc = cli("iterref-make-star-graphs", "--difficulty", "extreme", "--out", tmp_path, check=False)
-    assert proc.returncode != 0 and "invalid choice: 'extreme'" in proc.stderr and "easy" in proc.stderr
-    with pytest.raises(SystemExit) as exc:  # same parser in-process (saves a second interpreter start)
-        main(["--difficulty", "easy", "--out", str(tmp_path), "--test", "0"])
-    assert exc.value.code != 0 and "--test must be >= 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(["--difficulty", "extreme", "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "invalid choice: 'extreme'" in err and "easy" in err
+    assert main(["--difficulty", "easy", "--out", str(tmp_path), "--test", "0"]) == 2
+    assert "iterref-make-star-graphs: error: --test must be >= 1, got 0" in capsys.readouterr().err
+    assert not (tmp_path / "raw").exists()
 
 
 def test_insertion_model_on_a_dictionary_without_mask_is_a_clear_error():
@@ -146,10 +149,13 @@ def test_train_and_generate_insertion_models(star_data, tmp_path, arch, extra):
         bad = _generate(star_data, ckpt, "--sampling-steps", "0", check=False)
         assert bad.returncode != 0 and "--sampling-steps must be >= 1" in bad.stderr
     else:  # the order analysis CLI on the same checkpoint (no correct path is needed to exercise it)
-        res = cli("iterref-flexmdm-order", star_data, "--path", ckpt, "--sampling-steps", "6", "--max-examples", "6",
-                  "--out-json", tmp_path / "order.json").stdout
-        summary = json.loads(re.search(r"^JSON (.*)$", res, re.M).group(1))
-        assert summary["examples"] == 6 and (tmp_path / "order.json").exists()
+        proc = cli("iterref-analyze-star-order", star_data, "--path", ckpt, "--sampling-steps", "6",
+                   "--max-examples", "6", "--batch-size", "4", "--cpu", "--out", tmp_path / "order.json")
+        assert proc.returncode == 0
+        summary = json.loads(re.search(r"^JSON (.*)$", proc.stdout, re.M).group(1))
+        assert summary["examples"] == 6 and summary["subset"] == "test"
+        assert json.loads((tmp_path / "order.json").read_text())["examples"] == 6
+        assert "| exact match % |" in (tmp_path / "order.md").read_text()
 
 
 @pytest.mark.slow

@@ -86,18 +86,20 @@ def test_one_model_translates_both_directions_and_rescoring(tiny_data, masked_ch
 def test_policy_training_learned_decoding_plots_and_benchmark(tiny_data, masked_checkpoint, ar_checkpoint,
                                                               tmp_path):
     policy = tmp_path / "policy.pt"
-    proc = cli("iterref-train-policy", "--data", tiny_data, "--path", masked_checkpoint, "--out", policy,
+    proc = cli("iterref-train-policy", tiny_data, "--path", masked_checkpoint, "--out", policy,
                "--iterations", "3", "--generation-batch", "4", "--update-batch", "8", "--hidden-dim", "16",
-               "--history", "2", "--cpu", "--log-every", "1")
+               "--history", "2", "--max-examples", "50", "--cpu", "--log-every", "1")
+    assert proc.returncode == 0
     summary = json.loads(proc.stdout.strip().splitlines()[-1])["summary"]
-    assert policy.exists() and summary["iterations"] == 3
+    assert policy.exists() and summary["iterations"] == 3 and summary["pairs"] == 50
+    assert json.loads(policy.with_suffix(".json").read_text())["pairs"] == 50
     out = generate_refine(tiny_data, masked_checkpoint, "--beam", "1", "--decoding-strategy", "learned",
                           "--policy-path", policy, "--print-step").stdout
     assert sorted(tagged_lines(out, "H")) == list(range(N_TEST))
 
     plots = tmp_path / "plots"
-    cli("iterref-plot-orders", "--data", tiny_data, "--path", masked_checkpoint, "--out-dir", plots,
-        "--subset", "test", "--strategies", "left2right,uniform", "--clusters", "2", "--cpu")
+    assert cli("iterref-plot-orders", tiny_data, "--path", masked_checkpoint, "--out", plots,
+               "--gen-subset", "test", "--strategies", "left2right,uniform", "--clusters", "2", "--cpu").returncode == 0
     assert (plots / "orders.png").stat().st_size > 1000 and (plots / "energy.png").stat().st_size > 1000
     orders = json.loads((plots / "orders.json").read_text())["strategies"]
     # left-to-right decoding is the diagonal: every centroid increases
@@ -107,10 +109,10 @@ def test_policy_training_learned_decoding_plots_and_benchmark(tiny_data, masked_
     refs = tmp_path / "test.ref"
     refs.write_text((tiny_data.parent / "raw" / "test.tgt").read_text())
     out_json = tmp_path / "bench.json"
-    cli("iterref-benchmark-masked", "--data", tiny_data, "--path", masked_checkpoint, "--ar", ar_checkpoint,
-        "--refs", refs, "--systems", "ar/b1,left2right/L/one/b1/len2,easy-first/4/ceil/b2/gold,"
-        "least2most/L/one/b1/len2m/ar,least2most/4/anneal/b1/len2/mlp", "--max-sentences", "10",
-        "--target-lang", "en", "--out", out_json, "--cpu")
+    assert cli("iterref-benchmark-masked", tiny_data, "--path", masked_checkpoint, "--ar-path", ar_checkpoint,
+               "--refs", refs, "--systems", "ar/b1,left2right/L/one/b1/len2,easy-first/4/ceil/b2/gold,"
+               "least2most/L/one/b1/len2m/ar,least2most/4/anneal/b1/len2/mlp", "--max-examples", "10",
+               "--target-lang", "en", "--out", out_json, "--cpu").returncode == 0
     result = json.loads(out_json.read_text())
     assert [r["system"] for r in result["rows"]][0] == "AR b=1" and len(result["rows"]) == 5
     assert result["rows"][4]["length_selection"] == "mean-logp" and result["rows"][3]["rescore"]
@@ -144,7 +146,19 @@ def test_bad_generation_flags_are_one_clear_error(tiny_data, masked_checkpoint, 
         fairseq_generate.main(args)
 
 
-def test_train_policy_missing_checkpoint(tiny_data, tmp_path):
-    proc = cli("iterref-train-policy", "--data", tiny_data, "--path", tmp_path / "none.pt", "--out",
-               tmp_path / "p.pt", check=False)
-    assert proc.returncode == 2 and "not found" in proc.stderr
+def test_masked_scripts_reject_a_checkpoint_of_another_model(tiny_data, tiny_checkpoint, masked_checkpoint,
+                                                              tmp_path, capsys):
+    # in-process (the subprocess exit status is in test_console_scripts.py): a refinement NAT is not a masked model
+    from iterref_fairseq.cli import benchmark_masked, plot_orders, train_policy
+
+    for module, extra in ((train_policy, ["--out", tmp_path / "p.pt"]), (plot_orders, ["--out", tmp_path / "pl"]),
+                          (benchmark_masked, ["--out", tmp_path / "b.json", "--systems", "left2right/L/one/b1/len1"])):
+        assert module.main([str(tiny_data), "--path", str(tiny_checkpoint), "--cpu", *map(str, extra)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()[-1]
+        assert f"{tiny_checkpoint} is not a masked_translation checkpoint" in err and "Traceback" not in err
+    assert benchmark_masked.main([str(tiny_data), "--path", str(masked_checkpoint), "--out", str(tmp_path / "b.json"),
+                                  "--systems", "ar/b1", "--cpu"]) == 2
+    assert "need --ar-path" in capsys.readouterr().err
+    assert plot_orders.main([str(tiny_data), "--path", str(masked_checkpoint), "--out", str(tmp_path / "pl"),
+                             "--gen-subset", "nosuch", "--cpu"]) == 2
+    assert "--gen-subset nosuch" in capsys.readouterr().err

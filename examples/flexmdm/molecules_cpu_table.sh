@@ -44,8 +44,8 @@ run_model() {
       --stop-time-hours "$HOURS" --no-epoch-checkpoints --save-interval-updates 1000000 --disable-validation \
       --log-format simple --log-interval 100 --seed "$SEED" --save-dir "$CK"
   fi
-  "$BIN/iterref-flexmdm-molecules" "$DATA" --path "$CK/checkpoint_last.pt" --num-samples "$NUM" --batch-size 100 \
-    --sampling-steps "$STEPS" --seed "$SEED" --out-json "$CK/molecules.json" --out-strings "$CK/samples.txt"
+  "$BIN/iterref-generate-molecule-strings" "$DATA" --path "$CK/checkpoint_last.pt" --num-samples "$NUM" \
+    --batch-size 100 --sampling-steps "$STEPS" --seed "$SEED" --cpu --out "$CK/samples.txt"  # + samples.txt.json
 }
 PIDS=()
 for M in flexmdm lflexmdm; do run_model "$M" > "$WORK/$M.log" 2>&1 & PIDS+=($!); done
@@ -59,7 +59,7 @@ from summarize_star import NAMES, checkpoint_size
 work, out_dir, budget, max_update, dataset = Path(sys.argv[1]), Path(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
 rows = []
 for m in ("flexmdm", "lflexmdm"):
-    r = json.loads((work / m / "molecules.json").read_text())
+    r = json.loads((work / m / "samples.txt.json").read_text())
     params, updates = checkpoint_size(work / m / "checkpoint_last.pt")
     r.update(model=m, name=NAMES[m], parameters=params, updates=updates)
     rows.append(r)

@@ -52,8 +52,8 @@ run_difficulty() {
         --gen-subset test --batch-size 200 --scoring exact_match --seed "$SEED" "${GEN[@]}" > "$CK/generate.txt"
     # order analysis (paper Fig. 5): corr(generation time, distance to the junction) on the exactly-correct paths
     if [ "$M" != ar ]; then
-      "$BIN/iterref-flexmdm-order" "$DATA" --path "$CK/checkpoint_last.pt" --sampling-steps "$STEPS" \
-          --max-examples "$TEST" --seed "$SEED" --out-json "$CK/order.json" --plot "$CK/order.png" > "$CK/order.txt"
+      "$BIN/iterref-analyze-star-order" "$DATA" --path "$CK/checkpoint_last.pt" --sampling-steps "$STEPS" --cpu \
+          --max-examples "$TEST" --seed "$SEED" --out "$CK/order.json" --plot "$CK/order.png" > "$CK/order.txt"
     fi
   done
 }

@@ -61,7 +61,7 @@ def main() -> None:
         em = json.loads(found.group(1))
         params, updates = checkpoint_size(Path(ckdir) / "checkpoint_last.pt")
         order = {}
-        if (Path(ckdir) / "order.json").exists():  # written for insertion models (iterref-flexmdm-order)
+        if (Path(ckdir) / "order.json").exists():  # written for insertion models (iterref-analyze-star-order)
             o = json.loads((Path(ckdir) / "order.json").read_text())
             order = {"order_corr_reveal": o.get("pearson"), "order_corr_insert": o.get("pearson_insert"),
                      "order_exact_match_confidence_none": o.get("exact_match")}

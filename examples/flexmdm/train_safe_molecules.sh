@@ -29,6 +29,7 @@ fairseq-train "$DATA" --user-dir iterref_fairseq --task molecule_strings --molec
     --lr-scheduler inverse_sqrt --warmup-updates 2000 --clip-norm 1.0 --weight-decay 0.01 --dropout 0.0 \
     --max-tokens "$MAX_TOKENS" --max-update "$MAX_UPDATE" --max-target-positions 128 $DEVICE_ARGS --seed "$SEED" \
     --save-dir "$SAVE" --keep-last-epochs 2 --validate-interval-updates 5000 --log-interval 100
-iterref-flexmdm-molecules "$DATA" --path "$SAVE/checkpoint_best.pt" --num-samples "$NUM" --batch-size 250 \
-    --sampling-steps "$STEPS" --seed "$SEED" --out-json "$OUT_JSON" \
-    --out-strings "$SAVE/samples.txt"
+iterref-generate-molecule-strings "$DATA" --path "$SAVE/checkpoint_best.pt" --num-samples "$NUM" --batch-size 250 \
+    --sampling-steps "$STEPS" --seed "$SEED" ${DEVICE_ARGS/--fp16/} --out "$SAVE/samples.txt"
+mkdir -p "$(dirname "$OUT_JSON")"
+cp "$SAVE/samples.txt.json" "$OUT_JSON"

@@ -29,5 +29,5 @@ fairseq-generate "$DATA" --user-dir iterref_fairseq --task star_graph -s src -t 
     --gen-subset test --batch-size 256 --scoring exact_match --sampling-steps "$STEPS" --confidence top_prob \
     --sampler-seed "$SEED" ${DEVICE_ARGS/--fp16/} > "$SAVE/generate-test.txt"
 tail -2 "$SAVE/generate-test.txt"
-iterref-flexmdm-order "$DATA" --path "$SAVE/checkpoint_best.pt" --sampling-steps "$STEPS" --confidence top_prob \
-    --plot "$SAVE/order.png" --out-json "$SAVE/order.json"
+iterref-analyze-star-order "$DATA" --path "$SAVE/checkpoint_best.pt" --sampling-steps "$STEPS" --confidence top_prob \
+    ${DEVICE_ARGS/--fp16/} --plot "$SAVE/order.png" --out "$SAVE/order.json"

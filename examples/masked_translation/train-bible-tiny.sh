@@ -64,21 +64,21 @@ fi
 
 if [ ! -f "$OUT/policy.pt" ]; then
   log "4/6 training the coordinate-selection policy (PPO, $POLICY_ITERS iterations)"
-  iterref-train-policy --data "$DATA/bin" --path "$OUT/mt/checkpoint_last.pt" --out "$OUT/policy.pt" \
+  iterref-train-policy "$DATA/bin" --path "$OUT/mt/checkpoint_last.pt" --out "$OUT/policy.pt" \
     --iterations "$POLICY_ITERS" --generation-batch 16 --buffer-size 1000 --update-batch 32 --gamma 0.9 \
-    --history 0 --hidden-dim 256 --lr 1e-4 --max-pairs 5000 --cpu
+    --history 0 --hidden-dim 256 --lr 1e-4 --max-examples 5000 --cpu
 fi
 
 log "5/6 benchmark: strategies x budgets x beams on the first $BENCH_SENTENCES test sentences"
 SYSTEMS_ARGS=()
 if [ -n "${SYSTEMS:-}" ]; then SYSTEMS_ARGS=(--systems "$SYSTEMS"); fi
-iterref-benchmark-masked --data "$DATA/bin" --path "$OUT/mt/checkpoint_last.pt" --ar "$OUT/ar/checkpoint_last.pt" \
+iterref-benchmark-masked "$DATA/bin" --path "$OUT/mt/checkpoint_last.pt" --ar-path "$OUT/ar/checkpoint_last.pt" \
   --policy-path "$OUT/policy.pt" --refs "$DATA/test.ref.en.k" "$DATA/test.ref.en.4" "$DATA/test.ref.en.3" \
-  --target-lang en --max-sentences "$BENCH_SENTENCES" --batch-size 32 --cpu "${SYSTEMS_ARGS[@]}" \
+  --target-lang en --max-examples "$BENCH_SENTENCES" --batch-size 32 --cpu "${SYSTEMS_ARGS[@]}" \
   --save-hypotheses "$OUT/hypotheses" --out "$OUT/masked.json"
 
 log "6/6 generation orders and energies"
-iterref-plot-orders --data "$DATA/bin" --path "$OUT/mt/checkpoint_last.pt" --subset test --max-sentences 100 \
+iterref-plot-orders "$DATA/bin" --path "$OUT/mt/checkpoint_last.pt" --gen-subset test --max-examples 100 \
   --strategies uniform,left2right,least2most,easy-first,hard-first,learned --policy-path "$OUT/policy.pt" \
-  --out-dir "$OUT/plots" --cpu
+  --out "$OUT/plots" --cpu
 log "done: $OUT/masked.md, $OUT/masked.json, $OUT/plots/"

@@ -55,7 +55,7 @@ done
 for pair in "en de 50" "de en 0"; do
   set -- $pair
   if [ ! -f "$OUT/policy-$1$2.pt" ]; then
-    iterref-train-policy --data "$DATA/bin" --path "$OUT/mt/checkpoint_last.pt" -s "$1" -t "$2" \
+    iterref-train-policy "$DATA/bin" --path "$OUT/mt/checkpoint_last.pt" -s "$1" -t "$2" \
       --out "$OUT/policy-$1$2.pt" --iterations "$POLICY_ITERS" --generation-batch 16 --buffer-size 10000 \
       --update-batch 128 --gamma 0.9 --history "$3" --hidden-dim 1024
   fi
@@ -71,17 +71,17 @@ for s in uniform left2right least2most easy-first learned; do
 done
 for pair in "en de" "de en"; do
   set -- $pair
-  iterref-benchmark-masked --data "$DATA/bin" --path "$OUT/mt/checkpoint_last.pt" -s "$1" -t "$2" \
-    --ar "$OUT/ar-$1$2/checkpoint_best.pt" --policy-path "$OUT/policy-$1$2.pt" --refs "$DATA/test.raw.$2" \
-    --target-lang "$2" --subset test --max-sentences 0 --batch-size 64 \
+  iterref-benchmark-masked "$DATA/bin" --path "$OUT/mt/checkpoint_last.pt" -s "$1" -t "$2" \
+    --ar-path "$OUT/ar-$1$2/checkpoint_best.pt" --policy-path "$OUT/policy-$1$2.pt" --refs "$DATA/test.raw.$2" \
+    --target-lang "$2" --gen-subset test --max-examples 0 --batch-size 64 \
     --systems "ar/b1,ar/b4${LINEAR}" --out "results/table42-$1$2.json"
-  iterref-benchmark-masked --data "$DATA/bin" --path "$OUT/mt/checkpoint_last.pt" -s "$1" -t "$2" \
-    --ar "$OUT/ar-$1$2/checkpoint_best.pt" --policy-path "$OUT/policy-$1$2.pt" --refs "$DATA/test.raw.$2" \
-    --target-lang "$2" --subset test --max-sentences 0 --batch-size 64 \
+  iterref-benchmark-masked "$DATA/bin" --path "$OUT/mt/checkpoint_last.pt" -s "$1" -t "$2" \
+    --ar-path "$OUT/ar-$1$2/checkpoint_best.pt" --policy-path "$OUT/policy-$1$2.pt" --refs "$DATA/test.raw.$2" \
+    --target-lang "$2" --gen-subset test --max-examples 0 --batch-size 64 \
     --systems "${CONSTANT#,}" --out "results/table43-$1$2.json"
   # Table 4.1: number of length candidates vs the gold length (validation set, easy-first)
-  iterref-benchmark-masked --data "$DATA/bin" --path "$OUT/mt/checkpoint_last.pt" -s "$1" -t "$2" \
-    --refs "$DATA/valid.raw.$2" --target-lang "$2" --subset valid --max-sentences 0 --batch-size 64 \
+  iterref-benchmark-masked "$DATA/bin" --path "$OUT/mt/checkpoint_last.pt" -s "$1" -t "$2" \
+    --refs "$DATA/valid.raw.$2" --target-lang "$2" --gen-subset valid --max-examples 0 --batch-size 64 \
     --systems "easy-first/L/one/b1/gold,easy-first/L/one/b1/len1,easy-first/L/one/b1/len2,easy-first/L/one/b1/len3,easy-first/L/one/b1/len4" \
     --out "results/table41-$1$2.json"
 done

@@ -31,7 +31,7 @@ mgm_grid() {
     local f="$out/mgm_${rate}_${init}.smi"
     if [ ! -f "$f.json" ]; then
       log "generating $num molecules, mask rate $rate, $init init, $steps steps"
-      "$PYTHON" -m iterref_fairseq.cli.generate_molecules --path "$ckpt" --data "$data" --num-samples "$num" \
+      "$PYTHON" -m iterref_fairseq.cli.generate_molecules "$data" --path "$ckpt" --num-samples "$num" \
         --init "$init" --mask-rate "$rate" --steps "$steps" --trajectory-every "$every" --batch-size "$batch" \
         --out "$f"
     fi

@@ -6,7 +6,7 @@
 #      pDAE 0.5, deterministic like ours) and `cmlm_transformer` (mask-predict) for NAT_MINUTES each, with the same
 #      dimensions per decoder pass as refinement_nat_tiny (d 128, ffn 512, 4 heads, 2 encoder layers, 2 decoder
 #      layers), the same optimizer, schedule and batch size;
-#   2. decodes the test book with all of them side by side (iterref-benchmark-decode) -> OUT/compare_fairseq.{json,md}.
+#   2. decodes the test book with all of them side by side (iterref-benchmark-nat) -> OUT/compare_fairseq.{json,md}.
 # Knobs: OUT (work/demo), NAT_MINUTES (14, as in the demo), SPEED_SENTENCES (100),
 #        NAT_CKPT (our NAT to compare; default the demo's OUT/nat/checkpoint_last.pt).
 set -euo pipefail
@@ -42,8 +42,8 @@ if [ ! -f "$OUT/fairseq_cmlm/checkpoint_last.pt" ]; then
 fi
 
 log "decoding the test book with every system"
-"$PYTHON" -m iterref_fairseq.cli.benchmark_decode --data "$DATA/bin" --ar "$OUT/ar/checkpoint_last.pt" \
-  --nat "$NAT_CKPT" --fairseq-nat inat="$OUT/fairseq_inat/checkpoint_last.pt" \
+"$PYTHON" -m iterref_fairseq.cli.benchmark_nat "$DATA/bin" --ar-path "$OUT/ar/checkpoint_last.pt" --cpu \
+  --path "$NAT_CKPT" --fairseq-nat inat="$OUT/fairseq_inat/checkpoint_last.pt" \
   --fairseq-nat cmlm="$OUT/fairseq_cmlm/checkpoint_last.pt" \
   --refs "$DATA/test.ref.en.k" "$DATA/test.ref.en.4" "$DATA/test.ref.en.3" \
   --systems ar:4,nat:1,nat:10,nat:adaptive,inat:1,inat:10,inat:adaptive,cmlm:1,cmlm:10,cmlm:adaptive \

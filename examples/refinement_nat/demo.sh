@@ -52,8 +52,8 @@ if [ ! -f "$OUT/nat/.trained" ]; then
 fi
 
 log "5/5 decoding the test book (Acts) with every system"
-"$PYTHON" -m iterref_fairseq.cli.benchmark_decode --data "$DATA/bin" --nat "$OUT/nat/checkpoint_last.pt" \
-  --ar "$OUT/ar/checkpoint_last.pt" --refs "$DATA/test.ref.en.k" "$DATA/test.ref.en.4" "$DATA/test.ref.en.3" \
+"$PYTHON" -m iterref_fairseq.cli.benchmark_nat "$DATA/bin" --path "$OUT/nat/checkpoint_last.pt" --cpu \
+  --ar-path "$OUT/ar/checkpoint_last.pt" --refs "$DATA/test.ref.en.k" "$DATA/test.ref.en.4" "$DATA/test.ref.en.3" \
   --systems ar:1,ar:4,nat:1,nat:2,nat:5,nat:10,nat:20,nat:adaptive --speed-sentences "$SPEED_SENTENCES" \
   --save-hypotheses "$OUT/hypotheses" --out "$OUT/table31.json"
 log "done: $OUT/table31.md and $OUT/table31.json"

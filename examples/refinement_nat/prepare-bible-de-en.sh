@@ -23,7 +23,7 @@ if ! command -v fairseq-preprocess >/dev/null 2>&1; then
   exit 1
 fi
 
-"$PYTHON" -m iterref_fairseq.cli.prepare_bible --out-dir "$OUTDIR" "$@"
+"$PYTHON" -m iterref_fairseq.cli.prepare_bible --out "$OUTDIR" "$@"
 
 echo "[prepare-bible-de-en] binarizing into $OUTDIR/bin" >&2
 rm -rf "$OUTDIR/bin"

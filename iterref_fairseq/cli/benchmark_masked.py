@@ -8,18 +8,19 @@ Each *system* is written ``STRATEGY/BUDGET/TOKENS/bK/LENGTHS[/ar]``:
 * ``bK``: beam K = K″ (K′ = 1 as in the thesis; ``bK.P`` sets K′ = P);
 * LENGTHS: ``lenN`` = N length candidates from the training-set statistics (``lenNm``: from the model's length
   head), or ``gold`` (reference length);
-* ``/ar``: choose among the length candidates with the autoregressive model ``--ar`` instead of the pseudo
+* ``/ar``: choose among the length candidates with the autoregressive model ``--ar-path`` instead of the pseudo
   log-likelihood (the "*" rows of Table 4.2); ``/mlp``: by the mean write-time log-probability
   (``--length-selection mean-logp``, no extra passes).
 
-``ar/bK`` is the autoregressive baseline with beam K. All systems decode the first ``--max-sentences`` sentences of
-the split in one run on one machine; BLEU is sacreBLEU against the detokenized reference files (``--refs``, several
-for multi-reference BLEU). Output: JSON (with seed, versions and hardware) and a markdown table next to it.
+``ar/bK`` is the autoregressive baseline with beam K. All systems decode the first ``--max-examples`` sentences of
+the split ``--gen-subset`` in one run on one machine (CUDA when available unless ``--cpu``); BLEU is sacreBLEU against
+the detokenized reference files (``--refs``, several for multi-reference BLEU). Output: ``--out`` (JSON, with seed,
+versions and hardware) and a markdown table beside it (``.md``).
 
 Example (after examples/masked_translation/train-bible-tiny.sh)::
 
-    iterref-benchmark-masked --data work/mt/bible/bin --path work/mt/mt/checkpoint_last.pt \\
-        --ar work/mt/ar/checkpoint_last.pt --refs work/mt/bible/test.ref.en.k work/mt/bible/test.ref.en.4 \\
+    iterref-benchmark-masked work/mt/bible/bin --path work/mt/mt/checkpoint_last.pt \\
+        --ar-path work/mt/ar/checkpoint_last.pt --refs work/mt/bible/test.ref.en.k work/mt/bible/test.ref.en.4 \\
         --systems "ar/b1,ar/b4,left2right/L/one/b1/len4,easy-first/L/one/b4/len4/ar" --out results/masked.json
 """
 import argparse
@@ -33,7 +34,12 @@ from typing import Dict, List, Optional
 
 import torch
 
+from .common import (CLIError, add_argument, add_data_argument, add_device_arguments, add_gen_subset_argument,
+                     add_max_examples_argument, check_file, check_out_dir, check_positive, console_main, new_parser,
+                     provenance, resolve_data, resolve_device)
 from .plot_orders import iterate_batches
+
+PROG = "iterref-benchmark-masked"
 
 logger = logging.getLogger("iterref.benchmark_masked")
 
@@ -97,26 +103,27 @@ def run(args) -> Dict:
 
     from ..generators.generalized import ARRescorer, GeneralizedDecoder, LengthStatistics
     from ..generators.strategies import build_strategy
-    from .benchmark_decode import detokenize, hardware, read_refs
+    from .benchmark_nat import detokenize, hardware, read_refs
     from .plot_orders import load_masked_model
 
     spec = args.systems or DEFAULT_SYSTEMS + (f",{DEFAULT_LEARNED_SYSTEMS}" if args.policy_path else "")
     systems = [parse_system(s) for s in spec.split(",") if s.strip()]
     if any(s.get("strategy") == "learned" for s in systems) and not args.policy_path:
-        raise ValueError("systems with the 'learned' strategy need --policy-path (train one with iterref-train-policy)")
-    use_cuda = torch.cuda.is_available() and not args.cpu
+        raise CLIError("systems with the 'learned' strategy need --policy-path (train one with iterref-train-policy)")
+    use_cuda = resolve_device(args).type == "cuda"
     model, task = load_masked_model(args.data, args.path, args.source_lang, args.target_lang, cpu=not use_cuda)
     ar_model = rescorer = None
     if any(s["kind"] == "ar" or s.get("rescore") for s in systems):
-        if not args.ar:
-            raise ValueError("systems ar/bK and .../ar need --ar (an autoregressive fairseq checkpoint)")
+        if not args.ar_path:
+            raise CLIError("systems ar/bK and .../ar need --ar-path (an autoregressive fairseq checkpoint)")
+        check_file(args.ar_path, "checkpoint", "pass --ar-path CHECKPOINT of an autoregressive fairseq model")
         # one loaded AR model serves as the ar/bK baseline and as the rescorer of the .../ar systems
-        rescorer = ARRescorer.from_checkpoint(args.ar, args.data, task.target_dictionary, use_cuda=use_cuda)
+        rescorer = ARRescorer.from_checkpoint(args.ar_path, args.data, task.target_dictionary, use_cuda=use_cuda)
         ar_model = rescorer.model
     task.load_dataset("train")
     train = task.datasets["train"]
     stats = LengthStatistics(np.asarray(train.src_sizes) - 1, np.asarray(train.tgt_sizes) - 1)
-    n_total = len(task.dataset(args.subset)) if args.subset in task.datasets else None
+    n_total = len(task.dataset(args.gen_subset)) if args.gen_subset in task.datasets else None
     rows, all_refs = [], None
     for sys_cfg in systems:
         hyps, seconds, steps, n_src = {}, 0.0, [], 0
@@ -137,7 +144,7 @@ def run(args) -> Dict:
                 length_selection=sys_cfg["length_selection"],
                 max_len=model.max_decoder_positions())
             run_task, run_model = task, model
-        for sample in iterate_batches(run_task, args.subset, args.batch_size, args.max_sentences):
+        for sample in iterate_batches(run_task, args.gen_subset, args.batch_size, args.max_examples):
             if use_cuda:
                 from fairseq import utils
 
@@ -178,8 +185,8 @@ def run(args) -> Dict:
         r["speedup_vs_ar_b1"] = (r["src_tokens_per_s"] / base["src_tokens_per_s"]) if base else None
     import fairseq
 
-    return {"rows": rows, "data": args.data, "subset": args.subset, "max_sentences": args.max_sentences,
-            "subset_size": n_total, "batch_size": args.batch_size, "path": args.path, "ar": args.ar,
+    return {"rows": rows, "data": args.data, "subset": args.gen_subset, "max_sentences": args.max_examples,
+            "subset_size": n_total, "batch_size": args.batch_size, "path": args.path, "ar": args.ar_path,
             "refs": args.refs, "seed": args.seed, "torch": str(torch.__version__), "fairseq": fairseq.__version__,
             "python": platform.python_version(), "hardware": hardware()}
 
@@ -216,39 +223,46 @@ def markdown(result: Dict) -> str:
     return "\n".join(lines)
 
 
-def get_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--data", required=True)
-    p.add_argument("--path", required=True, help="masked_translation checkpoint")
-    p.add_argument("--ar", help="autoregressive fairseq checkpoint (ar/bK systems and /ar rescoring)")
-    p.add_argument("--policy-path", help="policy for the 'learned' strategy")
+def build_parser() -> argparse.ArgumentParser:
+    p = new_parser(PROG, __doc__)
+    add_data_argument(p, "binarized data directory (fairseq-preprocess output) the models were trained on")
+    p.add_argument("--path", required=True, metavar="CHECKPOINT", help="masked_translation checkpoint")
+    add_argument(p, "--ar-path", deprecated=("--ar",), metavar="CHECKPOINT",
+                 help="autoregressive fairseq checkpoint (ar/bK systems and /ar rescoring)")
+    p.add_argument("--policy-path", help="policy for the 'learned' strategy (iterref-train-policy --out)")
     p.add_argument("--refs", nargs="*", help="detokenized reference files (multi-reference BLEU)")
     p.add_argument("--systems", default=None,
                    help="comma-separated systems (see above); default: the grid of Tables 4.1-4.3, plus the learned "
                         "strategy when --policy-path is given")
-    p.add_argument("--subset", default="test")
-    p.add_argument("--max-sentences", type=int, default=300, help="decode the first N sentences (0 = all)")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--source-lang", "-s")
-    p.add_argument("--target-lang", "-t")
+    add_gen_subset_argument(p, "test", "split of DATA to decode (default test)", deprecated=("--subset",))
+    add_max_examples_argument(p, 300, "decode the first N sentences of the split (0 = all; default 300)")
+    p.add_argument("--batch-size", type=int, default=32, help="sentences per batch (default 32)")
+    p.add_argument("--source-lang", "-s", help="source language (default: the checkpoint's)")
+    p.add_argument("--target-lang", "-t", help="target language (default: the checkpoint's)")
     p.add_argument("--save-hypotheses", help="directory for the detokenized output of every system")
-    p.add_argument("--out", required=True, help="results JSON; the markdown table goes next to it (.md)")
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--cpu", action="store_true")
+    p.add_argument("--out", required=True, help="results JSON; the markdown table goes beside it (.md)")
+    p.add_argument("--seed", type=int, default=1, help="random seed (torch; the uniform strategy)")
+    add_device_arguments(p)
     return p
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    args = get_parser().parse_args(argv)
+get_parser = build_parser
+
+
+def _main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s | %(levelname)s | %(name)s | %(message)s",
                         stream=sys.stderr)
+    resolve_data(args, fix="pass the fairseq-preprocess output directory as DATA")
+    check_file(args.path, "checkpoint", "pass --path CHECKPOINT of a masked_translation model")
+    check_positive(batch_size=args.batch_size)
+    check_out_dir(args.out)
     torch.manual_seed(args.seed)
     try:
         result = run(args)
     except (FileNotFoundError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+        raise CLIError(str(err)) from None
+    result["provenance"] = provenance(args)
     with open(args.out, "w") as f:
         json.dump(result, f, indent=2)
     table = markdown(result)
@@ -257,6 +271,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     print(table)
     print(json.dumps({"summary": {r["system"]: r.get("bleu") for r in result["rows"]}, "out": args.out}))
     return 0
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    return console_main(PROG, _main, argv)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,9 @@ from pathlib import Path
 from typing import List, Optional
 
 from ..data.star_graphs import DIFFICULTIES, generate_splits, iter_lines, vocabulary
+from .common import CLIError, check_positive, console_main, new_parser
+
+PROG = "iterref-make-star-graphs"
 
 
 def binarize(raw: Path, out: Path, dict_path: Path, splits) -> None:
@@ -26,24 +29,29 @@ def binarize(raw: Path, out: Path, dict_path: Path, splits) -> None:
     preprocess.main(parser.parse_args(argv))
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--difficulty", required=True, choices=list(DIFFICULTIES))
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", required=True, type=Path)
-    p.add_argument("--train", type=int, default=50000)
-    p.add_argument("--valid", type=int, default=100)
-    p.add_argument("--test", type=int, default=5000)
+def build_parser() -> argparse.ArgumentParser:
+    p = new_parser(PROG, __doc__)
+    p.add_argument("--difficulty", required=True, choices=list(DIFFICULTIES),
+                   help="graph family (degree, arm length, number of nodes)")
+    p.add_argument("--seed", type=int, default=0, help="random seed of the graphs")
+    p.add_argument("--out", required=True, type=Path, help="output directory (binarized data; raw text in OUT/raw)")
+    p.add_argument("--train", type=int, default=50000, help="training examples")
+    p.add_argument("--valid", type=int, default=100, help="validation examples")
+    p.add_argument("--test", type=int, default=5000, help="test examples")
     p.add_argument("--no-binarize", action="store_true", help="write the raw text only")
-    args = p.parse_args(argv)
-    for name in ("train", "valid", "test"):
-        if getattr(args, name) < 1:
-            p.error(f"--{name} must be >= 1, got {getattr(args, name)}")
+    return p
+
+
+def _main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    check_positive(train=args.train, valid=args.valid, test=args.test)
+    if args.out.exists() and not args.out.is_dir():
+        raise CLIError(f"--out {args.out} is a file; --out is the output directory (choose a directory)")
     sizes = {"train": args.train, "valid": args.valid, "test": args.test}
     try:
         splits = generate_splits(args.difficulty, args.seed, sizes)
     except (ValueError, RuntimeError) as e:
-        p.error(str(e))
+        raise CLIError(str(e)) from None
     raw = args.out / "raw"
     raw.mkdir(parents=True, exist_ok=True)
     for split, examples in splits.items():
@@ -58,6 +66,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     print("JSON " + json.dumps({"difficulty": args.difficulty, "seed": args.seed, "out": str(args.out),
                                 **{k: len(v) for k, v in splits.items()}}))
     return 0
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    return console_main(PROG, _main, argv)
 
 
 if __name__ == "__main__":

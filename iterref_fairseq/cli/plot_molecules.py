@@ -1,4 +1,4 @@
-"""Plots for the masked graph model (thesis Figs. 5.3, 5.8, 5.12), from files written by
+"""``iterref-plot-molecules``: plots for the masked graph model (thesis Figs. 5.3, 5.8, 5.12), from files written by
 ``iterref-generate-molecules --trajectory-every K`` and ``iterref-evaluate-molecules --out``.
 
 Sub-commands::
@@ -17,10 +17,14 @@ import os
 import sys
 from typing import Dict, List
 
+from .common import CLIError, console_main, new_parser, provenance
+
+PROG = "iterref-plot-molecules"
+
 
 def fail(msg: str) -> None:
-    print(f"iterref-plot-molecules: error: {msg}", file=sys.stderr)
-    sys.exit(2)
+    """Bad input: one line on stderr and exit status 2 (raises :class:`~iterref_fairseq.cli.common.CLIError`)."""
+    raise CLIError(msg)
 
 
 def read_trajectory(path: str) -> List[Dict]:
@@ -79,7 +83,7 @@ def cmd_steps(args) -> None:
     fig.savefig(args.out, dpi=120)
     js = os.path.splitext(args.out)[0] + ".json"
     with open(js, "w") as f:
-        json.dump({"trajectory": args.trajectory, "per_step": per_step}, f, indent=1)
+        json.dump({"trajectory": args.trajectory, "per_step": per_step, "provenance": provenance(args)}, f, indent=1)
     print(json.dumps({"plot": args.out, "metrics": js, "steps": len(per_step)}))
 
 
@@ -161,30 +165,43 @@ def cmd_trajectory(args) -> None:
     print(json.dumps({"plot": args.out, "frames": len(frames), "invalid_frames": invalid}))
 
 
-def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="cmd", required=True)
-    s = sub.add_parser("steps", help="metrics vs generation step (Fig. 5.8)")
-    s.add_argument("--trajectory", required=True)
-    s.add_argument("--reference", required=True)
-    s.add_argument("--max-reference", type=int, default=10000)
-    s.add_argument("--no-fcd", action="store_true")
+def build_parser() -> argparse.ArgumentParser:
+    p = new_parser(PROG, __doc__)
+    sub = p.add_subparsers(dest="cmd", required=True, metavar="{steps,tradeoff,trajectory}",
+                           help="the figure to draw (iterref-plot-molecules SUBCOMMAND --help lists its flags)")
+    s = sub.add_parser("steps", help="metrics vs generation step (Fig. 5.8)",
+                       description="GuacaMol metrics of every recorded step of a trajectory (Fig. 5.8)")
+    s.add_argument("--trajectory", required=True, help="OUT.trajectory.jsonl of iterref-generate-molecules")
+    s.add_argument("--reference", required=True, help="training SMILES (novelty, KL and FCD reference)")
+    s.add_argument("--max-reference", type=int, default=10000, help="reference subset size for KL and FCD")
+    s.add_argument("--no-fcd", action="store_true", help="skip the Fréchet ChemNet Distance (slow on a CPU)")
     s.add_argument("--out", required=True, help="PNG path; the per-step metrics go to the same name .json")
-    t = sub.add_parser("tradeoff", help="Fréchet score vs novelty (Fig. 5.3)")
+    t = sub.add_parser("tradeoff", help="Fréchet score vs novelty (Fig. 5.3)",
+                       description="Fréchet ChemNet Distance score vs novelty, one point per run (Fig. 5.3)")
     t.add_argument("metrics", nargs="+", help="JSON files of iterref-evaluate-molecules --out or of 'steps'")
-    t.add_argument("--out", required=True)
-    d = sub.add_parser("trajectory", help="draw one sample along its trajectory (Fig. 5.12)")
-    d.add_argument("--trajectory", required=True)
+    t.add_argument("--out", required=True, help="PNG path")
+    d = sub.add_parser("trajectory", help="draw one sample along its trajectory (Fig. 5.12)",
+                       description="one sample drawn at every recorded step of its trajectory (Fig. 5.12)")
+    d.add_argument("--trajectory", required=True, help="OUT.trajectory.jsonl of iterref-generate-molecules")
     d.add_argument("--index", type=int, default=0, help="which sample")
     d.add_argument("--every", type=int, default=1, help="draw every n-th recorded step")
-    d.add_argument("--per-row", type=int, default=6)
-    d.add_argument("--out", required=True)
-    args = p.parse_args(argv)
+    d.add_argument("--per-row", type=int, default=6, help="molecules per row of the grid")
+    d.add_argument("--out", required=True, help="PNG path")
+    return p
+
+
+def _main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
     out_dir = os.path.dirname(os.path.abspath(args.out))
     if not os.path.isdir(out_dir):
-        fail(f"output directory does not exist: {out_dir}")
+        fail(f"output directory does not exist: {out_dir} (create it or change --out)")
     {"steps": cmd_steps, "tradeoff": cmd_tradeoff, "trajectory": cmd_trajectory}[args.cmd](args)
+    return 0
+
+
+def main(argv=None) -> int:
+    return console_main(PROG, _main, argv)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -12,13 +12,13 @@ which positions were written and the energy of every intermediate sequence.
   E(Y^t) = −(1/L) Σ_{i filled} log p(y_i | context when written) (the symbol part of Eq. 4.5), averaged over
   sentences at 20 normalized steps, one curve per strategy.
 
-Outputs in ``--out-dir``: ``orders.png``, ``energy.png`` and ``orders.json`` (centroids, cluster sizes, mean
+Outputs in the directory ``--out``: ``orders.png``, ``energy.png`` and ``orders.json`` (centroids, cluster sizes, mean
 energy curves, seed, versions).
 
 Example::
 
-    iterref-plot-orders --data work/mt/bible/bin --path work/mt/mt/checkpoint_last.pt --subset test \\
-        --strategies uniform,left2right,least2most,easy-first,hard-first --max-sentences 200 --out-dir work/mt/plots
+    iterref-plot-orders work/mt/bible/bin --path work/mt/mt/checkpoint_last.pt --gen-subset test \\
+        --strategies uniform,left2right,least2most,easy-first,hard-first --max-examples 200 --out work/mt/plots
 """
 import argparse
 import json
@@ -31,36 +31,43 @@ from typing import Dict, Iterator, List, Optional
 import numpy as np
 import torch
 
+from .common import (CLIError, add_argument, add_data_argument, add_device_arguments, add_gen_subset_argument,
+                     add_max_examples_argument, check_positive, console_main, load_checkpoint, new_parser, provenance,
+                     resolve_data)
+
+PROG = "iterref-plot-orders"
 logger = logging.getLogger("iterref.plot_orders")
 
 
 def load_masked_model(data: str, path: str, source_lang: Optional[str] = None, target_lang: Optional[str] = None,
                       cpu: bool = True, task_overrides: Optional[Dict] = None):
-    """(model, task) from a masked_translation checkpoint, reading dictionaries from ``data``."""
-    import iterref_fairseq  # noqa: F401
-    from fairseq import checkpoint_utils
-
-    for what, p in (("--data", data), ("--path", path)):
-        if not os.path.exists(p):
-            raise FileNotFoundError(f"{what}: not found: {p}")
-    overrides = {"data": data, **(task_overrides or {})}
+    """(model, task) from a masked_translation checkpoint, reading dictionaries from ``data``; bad input is a
+    :class:`~iterref_fairseq.cli.common.CLIError`."""
+    if not os.path.isdir(data):
+        raise CLIError(f"data directory not found: {data} (pass the fairseq-preprocess output directory as DATA)")
+    overrides = dict(task_overrides or {})
     if source_lang:
         overrides.update(source_lang=source_lang, target_lang=target_lang)
-    models, _, task = checkpoint_utils.load_model_ensemble_and_task([path], arg_overrides=overrides)
+    models, _, task = load_checkpoint(path, data, "pass --path CHECKPOINT of a masked_translation model",
+                                      overrides=overrides)
     model = models[0].eval()
     if getattr(model, "iterref_generator", None) != "generalized":
-        raise ValueError(f"{path} is not a masked_translation checkpoint")
+        raise CLIError(f"{path} is not a masked_translation checkpoint (--path needs a model trained with "
+                       "--arch masked_translation*)")
     if torch.cuda.is_available() and not cpu:
         model.cuda()
     return model, task
 
 
-def iterate_batches(task, subset: str, batch_size: int, max_sentences: int = 0) -> Iterator[Dict]:
-    """fairseq batches (collated by the dataset) of the first ``max_sentences`` sentences of ``subset`` (all if 0),
+def iterate_batches(task, subset: str, batch_size: int, max_examples: int = 0) -> Iterator[Dict]:
+    """fairseq batches (collated by the dataset) of the first ``max_examples`` sentences of ``subset`` (all if 0),
     in the dataset's length order so that batches are full and similar in length. Nothing is skipped."""
-    task.load_dataset(subset)
+    try:
+        task.load_dataset(subset)
+    except FileNotFoundError as err:
+        raise CLIError(f"--gen-subset {subset}: {err} (choose a split of DATA: train, valid or test)") from None
     ds = task.datasets[subset]
-    limit = max_sentences if max_sentences and max_sentences > 0 else len(ds)
+    limit = max_examples if max_examples and max_examples > 0 else len(ds)
     order = [int(i) for i in ds.ordered_indices() if i < limit]
     for start in range(0, len(order), batch_size):
         yield ds.collater([ds[i] for i in order[start: start + batch_size]])
@@ -102,7 +109,7 @@ def collect(model, task, strategies: List[str], args) -> Dict[str, Dict]:
                                  tokens_per_step=args.tokens_per_step, beam=args.beam,
                                  oracle_length=args.oracle_length, max_len=model.max_decoder_positions())
         vectors, energies = [], []
-        for sample in iterate_batches(task, args.subset, args.batch_size, args.max_sentences):
+        for sample in iterate_batches(task, args.gen_subset, args.batch_size, args.max_examples):
             if next(model.parameters()).is_cuda:
                 sample = {"id": sample["id"], "target": sample.get("target"),
                           "net_input": {k: v.cuda() for k, v in sample["net_input"].items()}}
@@ -112,7 +119,8 @@ def collect(model, task, strategies: List[str], args) -> Dict[str, Dict]:
                     vectors.append(order_vector(h["order"], h["length"]))
                     energies.append(resample(h["energy"]))
         if not vectors:
-            raise ValueError(f"no translation of {args.subset} has 2 or more tokens; nothing to plot")
+            raise CLIError(f"no translation of {args.gen_subset} has 2 or more tokens; nothing to plot (decode more "
+                           "examples: raise --max-examples)")
         results[name] = {"vectors": np.stack(vectors), "energy": np.stack(energies)}
         logger.info("%s: %d orders", name, len(vectors))
     return results
@@ -163,49 +171,60 @@ def plot(results: Dict[str, Dict], clusters: int, out_dir: str, seed: int) -> Di
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", required=True)
-    p.add_argument("--path", required=True, help="masked_translation checkpoint")
-    p.add_argument("--out-dir", required=True)
-    p.add_argument("--source-lang", "-s", default=None)
-    p.add_argument("--target-lang", "-t", default=None)
-    p.add_argument("--subset", default="valid")
-    p.add_argument("--strategies", default="uniform,left2right,least2most,easy-first,hard-first")
-    p.add_argument("--policy-path", default=None, help="for the 'learned' strategy")
-    p.add_argument("--budget", default="L")
-    p.add_argument("--tokens-per-step", default="one", choices=["one", "ceil", "anneal"])
-    p.add_argument("--beam", type=int, default=1)
+    p = new_parser(PROG, __doc__)
+    add_data_argument(p, "binarized data directory (fairseq-preprocess output) the model was trained on")
+    p.add_argument("--path", required=True, metavar="CHECKPOINT", help="masked_translation checkpoint")
+    add_argument(p, "--out", required=True, metavar="DIR", deprecated=("--out-dir",),
+                 help="output directory for orders.png, energy.png and orders.json (created)")
+    p.add_argument("--source-lang", "-s", default=None, help="source language (default: the checkpoint's)")
+    p.add_argument("--target-lang", "-t", default=None, help="target language (default: the checkpoint's)")
+    add_gen_subset_argument(p, "valid", "split of DATA to decode (default valid)", deprecated=("--subset",))
+    p.add_argument("--strategies", default="uniform,left2right,least2most,easy-first,hard-first",
+                   help="comma-separated decoding strategies, one panel / curve each")
+    p.add_argument("--policy-path", default=None, help="policy for the 'learned' strategy (iterref-train-policy)")
+    p.add_argument("--budget", default="L", help="decoding budget: L, 2L or a number of steps T")
+    p.add_argument("--tokens-per-step", default="one", choices=["one", "ceil", "anneal"],
+                   help="tokens written per step: one, ceil(L/T) or annealed L -> 1")
+    p.add_argument("--beam", type=int, default=1, help="beam size K")
     p.add_argument("--oracle-length", action="store_true", help="decode with the reference lengths")
-    p.add_argument("--clusters", type=int, default=4)
-    p.add_argument("--max-sentences", type=int, default=200)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--cpu", action="store_true")
+    p.add_argument("--clusters", type=int, default=4, help="k of the k-means clustering of the orders")
+    add_max_examples_argument(p, 200, "decode the first N sentences of the split (0 = all; default 200)")
+    p.add_argument("--batch-size", type=int, default=32, help="sentences per batch (default 32)")
+    p.add_argument("--seed", type=int, default=1, help="random seed (torch, k-means, the uniform strategy)")
+    add_device_arguments(p)
     return p
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def _main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s | %(levelname)s | %(name)s | %(message)s",
                         stream=sys.stderr)
+    resolve_data(args, fix="pass the fairseq-preprocess output directory as DATA")
+    check_positive(batch_size=args.batch_size, beam=args.beam, clusters=args.clusters)
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise CLIError(f"--out {args.out} is a file; --out is the output directory (choose a directory)")
     torch.manual_seed(args.seed)
+    model, task = load_masked_model(args.data, args.path, args.source_lang, args.target_lang, args.cpu)
+    strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
     try:
-        model, task = load_masked_model(args.data, args.path, args.source_lang, args.target_lang, args.cpu)
-        strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
         results = collect(model, task, strategies, args)
     except (FileNotFoundError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    summary = plot(results, args.clusters, args.out_dir, args.seed)
-    out = {"strategies": summary, "budget": args.budget, "subset": args.subset, "seed": args.seed,
-           "torch": str(torch.__version__), "python": platform.python_version(), "hardware": platform.machine()}
-    with open(os.path.join(args.out_dir, "orders.json"), "w") as f:
+        raise CLIError(str(err)) from None
+    summary = plot(results, args.clusters, args.out, args.seed)
+    out = {"strategies": summary, "budget": args.budget, "subset": args.gen_subset, "seed": args.seed,
+           "torch": str(torch.__version__), "python": platform.python_version(), "hardware": platform.machine(),
+           "provenance": provenance(args)}
+    with open(os.path.join(args.out, "orders.json"), "w") as f:
         json.dump(out, f, indent=2)
     for name, s in summary.items():
         print(f"{name}: {s['n']} orders, cluster sizes {s['cluster_sizes']}")
-    print(f"wrote {args.out_dir}/orders.png, energy.png, orders.json")
+    print(f"wrote {args.out}/orders.png, energy.png, orders.json")
     print(json.dumps({"summary": {k: {"n": v["n"], "cluster_sizes": v["cluster_sizes"]} for k, v in summary.items()}}))
     return 0
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    return console_main(PROG, _main, argv)
 
 
 if __name__ == "__main__":

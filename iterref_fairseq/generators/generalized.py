@@ -401,6 +401,9 @@ class GeneralizedDecoder:
             sets[revise, 0] = masked[revise]
             z_score = torch.where(sets, lpz.unsqueeze(1), torch.zeros_like(lpz).unsqueeze(1)).sum(-1)  # (n, A)
             z_score = z_score.masked_fill(~alt_ok, float("-inf"))
+            # a revising row writes exactly the positions it re-masked in (a); their coordinate term was scored
+            # there, and this step's distribution has no candidates for it (all -inf), so it adds nothing here
+            z_score[revise, 0] = 0.0
 
             # top-K'' joint symbol assignments of each position set (exact: positions are independent)
             partial = torch.full((n * A, k2), float("-inf"), device=device)
@@ -419,7 +422,7 @@ class GeneralizedDecoder:
                 choice = choice.gather(1, (idx // k2).unsqueeze(2).expand(-1, -1, lmax)).clone()
                 choice[:, :, j] = torch.where(in_set.unsqueeze(1), idx % k2, choice[:, :, j])
             total_score = (s.unsqueeze(1) + z_score).unsqueeze(2) + partial.view(n, A, k2)  # (n, A, k2)
-            total_score = total_score.nan_to_num(nan=float("-inf"))
+            total_score = total_score.masked_fill(total_score.isnan(), float("-inf"))  # keeps -inf as -inf
 
             # keep the K best per row
             per_row = total_score.view(a, K * A * k2)

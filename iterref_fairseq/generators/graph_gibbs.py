@@ -109,9 +109,60 @@ class GraphGibbsSampler:
         return nodes, edges
 
 
-def graphs_to_smiles(nodes: torch.Tensor, edges: torch.Tensor, node_mask: torch.Tensor, vocab) -> List[Tuple[str, bool]]:
+def graphs_to_smiles(nodes: torch.Tensor, edges: torch.Tensor, node_mask: torch.Tensor,
+                     vocab) -> List[Tuple[str, bool]]:
     """Batch -> [(SMILES, valid)] (see :func:`iterref_fairseq.data.molecules.graph_to_smiles`)."""
     from ..data.molecules import graph_to_smiles
 
     nodes, edges, sizes = nodes.cpu().numpy(), edges.cpu().numpy(), node_mask.sum(1).cpu().tolist()
     return [graph_to_smiles(nodes[b, :n], edges[b, :n, :n], vocab) for b, n in enumerate(sizes)]
+
+
+def sample_molecules(model, vocab, train_graphs: Sequence, marginals: Optional[Dict], num_samples: int,
+                     init: str = "train", mask_rate: float = 0.1, steps: int = 400,
+                     argmax_after_step: Optional[int] = None, batch_size: int = 500, seed: int = 1,
+                     device: Optional[torch.device] = None, trajectory_every: int = 0,
+                     progress: Optional[Callable[[], None]] = None
+                     ) -> Tuple[List[Tuple[str, bool]], Dict[int, List[str]]]:
+    """``num_samples`` molecules from a masked graph model, ``batch_size`` chains in parallel (thesis §5.3.3).
+
+    train_graphs: indexable training set of {"nodes", "bonds"} items (the start graphs of ``init="train"``, drawn
+    with replacement only if ``num_samples`` exceeds it); marginals: ``MolGraphTask.graph_marginals`` (only for
+    ``init="marginal"``). Everything random is drawn from generators seeded with ``seed``, so the same arguments
+    give the same molecules. ``progress`` is called after every sampling step of every batch.
+
+    Returns ``[(SMILES, valid)]`` (invalid graphs as ``INVALID_SMILES``) and, with ``trajectory_every`` = K > 0,
+    the SMILES of every chain at steps 0, K, 2K, ... and T: ``{step: [SMILES, ...]}`` (empty otherwise).
+    """
+    if init not in ("train", "marginal"):
+        raise ValueError(f"init must be 'train' or 'marginal', got {init!r}")
+    if init == "marginal" and marginals is None:
+        raise ValueError("init='marginal' needs the training marginals (MolGraphTask.graph_marginals)")
+    device = device or next(model.parameters()).device
+    gen = torch.Generator(device=device)
+    gen.manual_seed(seed)
+    cpu_gen = torch.Generator()
+    cpu_gen.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    sampler = GraphGibbsSampler(model, mask_rate, steps, argmax_after_step, gen)
+    starts = rng.choice(len(train_graphs), size=num_samples, replace=num_samples > len(train_graphs)) \
+        if init == "train" else None
+    record = (set(range(0, steps + 1, trajectory_every)) | {steps}) if trajectory_every else set()
+    trajectory: Dict[int, List[str]] = {t: [] for t in sorted(record)}
+    results: List[Tuple[str, bool]] = []
+    for lo in range(0, num_samples, batch_size):
+        hi = min(num_samples, lo + batch_size)
+        if init == "train":
+            batch = training_init([(train_graphs[int(i)]["nodes"], train_graphs[int(i)]["bonds"])
+                                   for i in starts[lo:hi]])
+        else:
+            batch = marginal_init(marginals, hi - lo, cpu_gen)
+        batch = {k: v.to(device) for k, v in batch.items()}
+
+        def on_step(t, nodes, edges, node_mask=batch["node_mask"]):
+            if t in record:
+                trajectory[t].extend(s for s, _ in graphs_to_smiles(nodes, edges, node_mask, vocab))
+
+        nodes, edges = sampler.run(batch, on_step=on_step if record else None, progress=progress)
+        results.extend(graphs_to_smiles(nodes, edges, batch["node_mask"], vocab))
+    return results, trajectory

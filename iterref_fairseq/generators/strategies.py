@@ -25,7 +25,7 @@ loglinear    free      free    free   ``--strategy-weights negent,logp,pos``, τ
 learned      —         —       —      policy network (``modules/coordinate_policy.py``)
 ===========  ========  ======  =====  ==========================================
 
-Conventions and the choices the thesis leaves open (documented in examples/masked_translation/README.md):
+Conventions and the choices the thesis leaves open (documented in docs/masked_translation.md):
 
 * Features of a masked position come from the step's model pass, where position i holds <mask>, so they use
   exactly p(y_i | y_<i, <mask>, y_>i, X). Features of a filled position are the ones computed when its symbol was
@@ -176,8 +176,9 @@ class CoordinateStrategy(abc.ABC):
     def log_probs(self, inp: StrategyInput) -> torch.Tensor:
         pot = self.potentials(inp).float().masked_fill(~inp.candidates, float("-inf"))
         out = F.log_softmax(pot, dim=-1)
-        # rows without candidates (finished hypotheses) get -inf everywhere instead of NaN
-        return out.masked_fill(~inp.candidates, float("-inf")).nan_to_num(nan=float("-inf"))
+        # rows without candidates (finished hypotheses) get -inf everywhere instead of NaN. (Not nan_to_num: it
+        # also turns -inf into the most negative finite float, which then enters beam scores as a number.)
+        return out.masked_fill(~inp.candidates | out.isnan(), float("-inf"))
 
     def selection_keys(self, inp: StrategyInput, log_pz: torch.Tensor) -> torch.Tensor:
         return log_pz

@@ -31,7 +31,7 @@ at x_t (tau-leaping):
 3. after the last step, the remaining masks are filled by argmax.
 
 Every output token carries the step at which it was inserted and revealed (0 = present from the start,
-N + 1 = the final argmax step), which the order analysis (``iterref-flexmdm-order``) reads.
+N + 1 = the final argmax step), which the order analysis (``iterref-analyze-star-order``) reads.
 """
 import logging
 from typing import Dict, List, Optional

@@ -41,6 +41,7 @@ import torch.nn.functional as F
 from fairseq.models import BaseFairseqModel, register_model, register_model_architecture
 
 from ..data.insertion_noise import compact, content_mask, token_states
+from ..hub import HubLoadable
 from ..modules import kumaraswamy as kuma
 from ..modules.adaln_transformer import AdaLNStack, TimeEmbedding
 
@@ -116,7 +117,7 @@ def _rate_head(dim: int, n: int) -> nn.Linear:
 
 
 @register_model("flexmdm")
-class FlexMDMModel(BaseFairseqModel):
+class FlexMDMModel(HubLoadable, BaseFairseqModel):  # HubLoadable: fairseq-style from_pretrained
     def __init__(self, args, src_dict, tgt_dict):
         super().__init__()
         if src_dict is not tgt_dict and src_dict.symbols != tgt_dict.symbols:

@@ -22,11 +22,12 @@ import torch.nn.functional as F
 from fairseq.models import BaseFairseqModel, register_model, register_model_architecture
 
 from ..data.molecules import BOND_MASK, BOND_TYPES, NO_BOND, NODE_PROPERTIES, pair_mask
+from ..hub import HubLoadable
 from ..modules.mpnn import MLP2, TiedMPNN
 
 
 @register_model("masked_graph_model")
-class MaskedGraphModel(BaseFairseqModel):
+class MaskedGraphModel(HubLoadable, BaseFairseqModel):  # HubLoadable: fairseq-style from_pretrained
     def __init__(self, args, node_vocab_sizes: List[int]):
         super().__init__()
         self.args = args
@@ -61,7 +62,7 @@ class MaskedGraphModel(BaseFairseqModel):
                 raise ValueError(
                     f"vocabulary mismatch for node property '{NODE_PROPERTIES[k]}': the checkpoint has "
                     f"{state_dict[name].size(0) - 1} categories, the data directory's vocab.json has {v}. Pass the "
-                    "data directory the model was trained with (--data)."
+                    "data directory the model was trained with (DATA)."
                 )
         return super().load_state_dict(state_dict, strict=strict, model_cfg=model_cfg, args=args)
 

@@ -36,6 +36,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from fairseq.models import BaseFairseqModel, register_model, register_model_architecture
 
+from ..hub import HubLoadable
+
 MASK_SYMBOL = "<mask>"
 
 
@@ -50,7 +52,7 @@ def segment_positions(mask: torch.Tensor) -> torch.Tensor:
 
 
 @register_model("masked_translation")
-class MaskedTranslationModel(BaseFairseqModel):
+class MaskedTranslationModel(HubLoadable, BaseFairseqModel):  # HubLoadable: fairseq-style from_pretrained
     iterref_generator = "generalized"
 
     def __init__(self, args, dictionary, src_lang_id: int, tgt_lang_id: int):

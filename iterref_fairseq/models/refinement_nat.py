@@ -36,6 +36,7 @@ from fairseq.models.transformer import Embedding, TransformerEncoder, Transforme
 from fairseq.models.transformer import base_architecture as transformer_base_architecture
 
 from ..generators.refinement import RefinementState
+from ..hub import HubLoadable
 from ..modules.length_predictor import LengthOffsetPredictor
 from ..modules.nat_decoder import NATDecoderStack
 from ..modules.positional_attention import SinusoidalPositions
@@ -63,7 +64,7 @@ def copy_source_positions(src_content_lengths: torch.Tensor, tgt_mask: torch.Ten
 
 
 @register_model("refinement_nat")
-class RefinementNATModel(BaseFairseqModel):
+class RefinementNATModel(HubLoadable, BaseFairseqModel):  # HubLoadable: fairseq-style from_pretrained
     def __init__(self, args, src_dict, tgt_dict, encoder, embed_tgt):
         super().__init__()
         self.args = args

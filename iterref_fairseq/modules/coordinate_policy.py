@@ -66,7 +66,7 @@ def load_policy(path) -> CoordinatePolicy:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"policy file not found: {path}; train one with iterref-train-policy "
-                                "(see examples/masked_translation/README.md)")
+                                "(see docs/masked_translation.md)")
     try:
         blob = torch.load(str(path), map_location="cpu", weights_only=True)
         policy = CoordinatePolicy(**blob["config"])

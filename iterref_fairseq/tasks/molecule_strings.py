@@ -2,8 +2,8 @@
 
 Data from ``scripts/prepare_molecule_strings.py`` (constant prompt ``MOL``, atom-level tokens); training and
 decoding as in ``star_graph`` (``<mask>`` added to the dictionary, tau-leaping for insertion models, fairseq's
-generator for AR models). Sample and score molecules with ``iterref-flexmdm-molecules`` (validity, uniqueness,
-diversity, quality; ``metrics/molecule_strings.py``).
+generator for AR models). Sample and score molecules with ``iterref-generate-molecule-strings`` (validity,
+uniqueness, diversity, quality; ``metrics/molecule_strings.py``).
 """
 from dataclasses import dataclass, field
 

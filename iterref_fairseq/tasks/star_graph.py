@@ -1,6 +1,6 @@
 """Task ``star_graph``: prompt-conditioned insertion generation (FlexMDM / LFlexMDM) and AR baselines.
 
-Data: ``iterref-make-star-graphs --difficulty D --seed S --out DIR`` (or ``scripts/make_star_graphs.py``) writes
+Data: ``iterref-make-star-graphs --difficulty D --seed S --out DIR`` writes
 ``{train,valid,test}.{src,tgt}`` (prompt / path) and binarizes them with a fixed joined dictionary. The task reads
 them like fairseq's ``translation`` task (``-s src -t tgt``) and adds ``<mask>`` to the dictionary.
 

@@ -15,7 +15,7 @@ generalized generator of thesis chapter 4 (``generators/generalized.py``) with t
 ``--decoding-strategy``, ``--strategy-weights``, ``--strategy-temperature``, ``--decoding-budget``,
 ``--tokens-per-step``, ``--length-candidates``, ``--length-from``, ``--length-selection``, ``--position-beam``, ``--rescore-path``,
 ``--policy-path``, ``--decoding-seed`` and fairseq's ``--beam`` (K = K''), ``--retain-iter-history``,
-``--print-step``; see examples/masked_translation/README.md.
+``--print-step``; see docs/masked_translation.md.
 """
 import logging
 import os
