@@ -1,5 +1,6 @@
 """Noising (compaction, gaps), the FlexMDM/LFlexMDM loss and its reduction to FlexMDM at a = b = 1."""
 import argparse
+import math
 
 import pytest
 import torch
@@ -112,7 +113,51 @@ def test_a_b_one_reduces_exactly_to_flexmdm():
         general = sample_loss(s, x1, spec["b_in_phi"], spec["b_um_phi"], spec["t"], 1.0, False, spec["l_max"])
         reference = flexmdm_linear_loss(s, x1, spec["t"], spec["l_max"])
         torch.testing.assert_close(general["um"] + general["in"], reference, rtol=1e-5, atol=1e-6)
+        independent = published_flexmdm_loss(x1, s["noisy"].state, s["noisy"].tokens, s["logits"],
+                                              s["b_in_theta"], spec["t"], spec["l_max"], model)
+        torch.testing.assert_close(general["um"] + general["in"], independent, rtol=1e-5, atol=1e-6)
         assert (general["in"] > 0).any() and (general["um"] > 0).any()
+
+
+def published_flexmdm_loss(x1, state, xt_tokens, logits, g, t, l_max, model):
+    """FlexMDM's loss with linear schedules alpha_t = beta_t = t, written from the paper with plain loops (no
+    helper of the code under test): per sequence, with w = alpha_dot / (1 - alpha) = 1 / (1 - t),
+
+        L = w * mean over masked positions i of -log f_theta(x_t)[i, x1^i]
+            + w * (1 / L_max) * sum over gaps j of D(n_j, g_theta[j]),   D(n, g) = g - n + n log(n / g),
+
+    where gap j is the gap left of x_t position j (the trailing EOS owns the last one) and n_j the number of
+    dropped tokens of x1 in it. The normalization (mean over masks, gap sum / L_max, mean over sequences in the
+    criterion) is the one the criterion documents. Also checks the compaction x_t itself. Returns (B,)."""
+    d = model.dictionary
+    out = []
+    for b in range(x1.size(0)):
+        w = 1.0 / (1.0 - float(t[b]))
+        xt, target, masked, gap_n, dropped = [], [], [], [], 0
+        for i in range(x1.size(1)):
+            tok = int(x1[b, i])
+            if tok == d.pad():
+                break
+            if tok == d.eos():
+                xt.append(tok); target.append(tok); masked.append(False); gap_n.append(dropped)
+                break
+            if int(state[b, i]) == DROPPED:
+                dropped += 1
+                continue
+            is_mask = int(state[b, i]) == MASKED
+            xt.append(model.mask_index if is_mask else tok)
+            target.append(tok); masked.append(is_mask); gap_n.append(dropped)
+            dropped = 0
+        assert xt_tokens[b, : len(xt)].tolist() == xt
+        logp = torch.log_softmax(logits[b].double(), -1)
+        nll = [-float(logp[j, target[j]]) for j in range(len(xt)) if masked[j]]
+        um = w * sum(nll) / max(1, len(nll))
+        div = 0.0
+        for j, n in enumerate(gap_n):
+            gj = float(g[b, j])
+            div += gj - n + (n * math.log(n / gj) if n > 0 else 0.0)
+        out.append(um + w * div / float(l_max))
+    return torch.tensor(out, dtype=torch.float32)
 
 
 def test_reinforce_zero_under_identical_samples_and_unbiased_baseline():
@@ -223,6 +268,54 @@ def test_criterion_gradients_reach_generator_and_aux(learned, backbone, learn_um
         assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
     else:
         assert not hasattr(model, "aux_head")
+
+
+@pytest.mark.parametrize("learned,backbone", [(False, "separate"), (True, "separate"), (True, "shared")])
+def test_every_parameter_gets_gradient_after_one_update(learned, backbone):
+    """adaLN-Zero starts every gate at 0, so the first backward reaches only the modulation maps; after one update
+    every parameter tensor must receive gradient. (The auxiliary network's modulation used to be a zero linear map
+    of a constant zero vector: its weights and that vector never got any gradient.)"""
+    from iterref_fairseq.criterions.flexmdm_loss import FlexMDMLoss
+
+    torch.manual_seed(3)
+    model = tiny_model(learned, aux_backbone=backbone)
+    src, x1 = _batch(model, seed=3)
+    crit = FlexMDMLoss(None, 1.0, 0.1, False, 0.999)
+    sample = {"net_input": {"src_tokens": src, "src_lengths": None}, "target": x1}
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(2):
+        opt.zero_grad()
+        crit(model, sample)[0].backward()
+        opt.step()
+    opt.zero_grad()
+    crit(model, sample)[0].backward()
+    dead = [n for n, p in model.named_parameters() if p.grad is None or not bool(p.grad.abs().sum() > 0)]
+    assert not dead, f"parameters without gradient: {dead}"
+
+
+def test_old_aux_modulation_checkpoint_loads_to_the_same_function():
+    """A checkpoint of the earlier auxiliary network (adaLN as a zero linear map of aux_c = 0, plus its bias)
+    loads into the unconditioned one and gives the same b_in^phi."""
+    torch.manual_seed(4)
+    model = tiny_model(True)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("ada_const"):
+                p.normal_()
+    old = {}
+    for key, value in model.state_dict().items():
+        if key.startswith("aux.") and key.endswith("ada_const"):
+            stem = key[: -len("ada_const")]
+            old[stem + "ada.bias"] = value.clone()
+            old[stem + "ada.weight"] = torch.zeros(value.numel(), model.aux.embed.weight.size(1))
+        else:
+            old[key] = value.clone()
+    old["aux_c"] = torch.zeros(model.aux.embed.weight.size(1))
+    fresh = tiny_model(True)
+    fresh.load_state_dict(old)
+    src, x1 = _batch(model, seed=4)
+    model.eval(), fresh.eval()
+    torch.testing.assert_close(fresh.aux_multipliers(src, x1)[0], model.aux_multipliers(src, x1)[0])
 
 
 def test_stratified_training_times_cover_every_bin_once():

@@ -59,6 +59,32 @@ def _prompt(model, bsz=5):
     return torch.randint(d.nspecial, d.nspecial + 10, (bsz, 6), generator=torch.Generator().manual_seed(0))
 
 
+def test_length_cap_rejects_a_rows_whole_step_without_favouring_left_gaps(model):
+    """Start from 4 given tokens (5 gaps) with room for 2 more; in the first of two steps every gap draws
+    Poisson(0.5) insertions (the total passes the room in about half of the rows), the last step inserts none
+    (round(0.5) = 0). A row either takes all its draws or none, so the leftmost and the rightmost gap receive the
+    same number of insertions on average; accepting draws left-first up to the cap gave the left gap 2.6 times
+    as many (296 vs 114)."""
+    d = model.dictionary
+    rows = 600
+    init = torch.arange(d.nspecial, d.nspecial + 4).repeat(rows, 1)
+    sampler = TauLeapingSampler(d, sampling_steps=2, max_len=6, seed=0)
+    out = sampler.sample(_Greedy(model, ins_rate=1.0), _prompt(model, rows), init_tokens=init)
+    given = out["insert_step"].eq(0) & out["tokens"].ne(d.eos())
+    content = out["tokens"].ne(d.pad()) & out["tokens"].ne(d.eos())
+    assert bool((content.sum(1) <= 6).all()) and bool((given.sum(1) == 4).all())
+    first = given.float().argmax(1)                                  # index of the first given token
+    last = given.size(1) - 1 - given.flip(1).float().argmax(1)       # index of the last given token
+    left = int(first.sum())                                          # insertions before the first given token
+    right = int(((content & ~given).cumsum(1).gather(1, content.sum(1, keepdim=True) - 1).squeeze(1)
+                 - (content & ~given).cumsum(1).gather(1, last.unsqueeze(1)).squeeze(1)).sum())
+    inserted = int((content & ~given).sum())
+    # rows over the cap insert nothing, the others all they drew: never a partial step
+    assert int(out["rejected"].sum()) > 0 and inserted + int(out["rejected"].sum()) > 2 * rows
+    assert left > 30 and right > 30
+    assert abs(left - right) <= 0.25 * (left + right) / 2
+
+
 @pytest.mark.parametrize("confidence", ["none", "top_prob", "prob_diff", "entropy"])
 def test_never_exceeds_max_length_and_no_masks_left(model, confidence):
     d = model.dictionary
@@ -145,9 +171,15 @@ def test_last_step_inserts_every_token_still_absent(model):
     for n in (1, 3, 7):
         out = TauLeapingSampler(d, sampling_steps=1, seed=0).sample(_Oracle(model, n), _prompt(model))
         assert (out["tokens"].ne(d.pad()).sum(1) - 1).tolist() == [n] * 5
-    # many steps: the sequence never ends shorter than the oracle's length
-    out = TauLeapingSampler(d, sampling_steps=16, seed=1).sample(_Oracle(model, 6), _prompt(model))
-    assert bool((out["tokens"].ne(d.pad()).sum(1) - 1).ge(6).all())
+    # many steps, capped at the target length: Poisson steps may overshoot, the cap rejects such a step whole,
+    # and the last step brings exactly the tokens still absent, so every sequence has exactly n tokens
+    for n in (3, 6):
+        out = TauLeapingSampler(d, sampling_steps=16, max_len=n, seed=1).sample(_Oracle(model, n), _prompt(model, 40))
+        assert (out["tokens"].ne(d.pad()).sum(1) - 1).tolist() == [n] * 40
+    # uncapped, tau-leaping can only overshoot (a step draws more than remain); never undershoot
+    out = TauLeapingSampler(d, sampling_steps=16, seed=1).sample(_Oracle(model, 6), _prompt(model, 40))
+    lengths = out["tokens"].ne(d.pad()).sum(1) - 1
+    assert bool(lengths.ge(6).all()) and float(lengths.float().mean()) < 7.0
 
 
 def test_last_step_reads_the_remaining_count_not_the_rate():

@@ -22,8 +22,9 @@ at x_t (tau-leaping):
    *number* of reveals per row is the same but the revealed positions are the most confident masked ones
    (``top_prob``: max probability; ``prob_diff``: gap between the two most likely tokens; ``entropy``: lowest
    entropy of K);
-2. insertion: each gap receives Poisson(lambda_in dt) new masks (several per gap allowed). Insertions that would
-   make the sequence longer than ``max_len`` content tokens are rejected (counted in ``rejected``). In the last
+2. insertion: each gap receives Poisson(lambda_in dt) new masks (several per gap allowed). When a row's
+   insertions would make it longer than ``max_len`` content tokens, all of that row's insertions of the step are
+   rejected (counted in ``rejected``; the reference code's rule, which favours no gap). In the last
    step every token still absent must arrive (the hazard integrates to infinity on [1 - dt, 1]), so each gap
    receives round(remaining) masks, its expected remaining count (deviation from plain tau-leaping, whose
    Poisson draw in that step has the right mean but the wrong count for most gaps that still expect a token;
@@ -165,10 +166,12 @@ class TauLeapingSampler:
                 counts = torch.round(remaining * (~pad_mask)).long()
             else:
                 counts = torch.poisson(lam_in * dt * (~pad_mask), generator=gen).long()
+            # a row whose insertions would pass max_len gets none in this step (the reference's rule): accepting
+            # them left-first up to the limit would favour the left gaps
             room = (max_len - (tokens.ne(self.pad).sum(1) - 1)).clamp(min=0)  # content tokens (EOS excluded)
-            capped = torch.minimum(counts.cumsum(1), room.unsqueeze(1))
-            capped = torch.diff(capped, dim=1, prepend=capped.new_zeros(bsz, 1))
-            rejected += counts.sum(1) - capped.sum(1)
+            over = counts.sum(1) > room
+            rejected += torch.where(over, counts.sum(1), torch.zeros_like(rejected))
+            capped = counts.masked_fill(over.unsqueeze(1), 0)
             if bool(capped.any()):
                 tokens, insert_step, reveal_step, scores = insert_masks(
                     tokens, capped, self.pad, mask, insert_step, reveal_step, scores)

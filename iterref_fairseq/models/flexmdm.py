@@ -53,7 +53,7 @@ class _Encoder(nn.Module):
     """Token + position + segment embeddings of [prompt ; x] -> adaLN Transformer -> states of the x part."""
 
     def __init__(self, vocab: int, pad: int, dim: int, layers: int, heads: int, ffn: int, dropout: float,
-                 max_prompt: int, max_target: int, embed: Optional[nn.Embedding] = None):
+                 max_prompt: int, max_target: int, embed: Optional[nn.Embedding] = None, conditioned: bool = True):
         super().__init__()
         self.embed = embed if embed is not None else nn.Embedding(vocab, dim, padding_idx=pad)
         if embed is None:
@@ -67,13 +67,15 @@ class _Encoder(nn.Module):
         # tiny model took >800 updates to copy the source token (39% accuracy), measured on easy star graphs.
         for emb in (self.pos_prompt, self.pos_x, self.segment):
             nn.init.normal_(emb.weight, std=dim ** -0.5)
-        self.stack = AdaLNStack(layers, dim, heads, ffn, dropout)
+        self.stack = AdaLNStack(layers, dim, heads, ffn, dropout, conditioned)
         self.pad = pad
         self.scale = math.sqrt(dim)
         self.max_prompt, self.max_target = max_prompt, max_target
 
-    def forward(self, prompt: torch.Tensor, x: torch.Tensor, x_pad: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        """prompt (B, S) (any padding side), x (B, L), x_pad (B, L) True at pads, c (B, C) -> (B, L, C)."""
+    def forward(self, prompt: torch.Tensor, x: torch.Tensor, x_pad: torch.Tensor,
+                c: Optional[torch.Tensor]) -> torch.Tensor:
+        """prompt (B, S) (any padding side), x (B, L), x_pad (B, L) True at pads, c (B, C) (None when built
+        unconditioned) -> (B, L, C)."""
         p_pad = prompt.eq(self.pad)
         if prompt.size(1) > self.max_prompt + 1 or x.size(1) > self.max_target + 1:
             raise ValueError(
@@ -149,10 +151,10 @@ class FlexMDMModel(HubLoadable, BaseFairseqModel):  # HubLoadable: fairseq-style
         if self.learned_order:
             if args.aux_backbone == "separate":
                 aux_dim = args.aux_embed_dim
+                # phi reads the clean sequence only (no time): its adaLN modulations are learned constants
                 self.aux = _Encoder(len(tgt_dict), self.pad, aux_dim, args.aux_layers, args.aux_attention_heads,
                                     4 * aux_dim, args.dropout, args.max_source_positions,
-                                    args.max_target_positions)
-                self.aux_c = nn.Parameter(torch.zeros(aux_dim))
+                                    args.max_target_positions, conditioned=False)
             elif args.aux_backbone == "shared":
                 aux_dim = dim
             else:
@@ -194,7 +196,24 @@ class FlexMDMModel(HubLoadable, BaseFairseqModel):  # HubLoadable: fairseq-style
     def max_decoder_positions(self) -> int:
         return self.args.max_target_positions
 
+    @staticmethod
+    def upgrade_aux_modulation(state_dict: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+        """Checkpoints saved before the auxiliary network's adaLN became unconditioned fed it c = aux_c = 0: their
+        modulation was silu(0) @ W + bias = bias exactly (W and aux_c start at zero and got no gradient), so the
+        bias becomes ``ada_const`` and W and aux_c are dropped; the network computes the same function."""
+        if "aux_c" not in state_dict:
+            return state_dict
+        out = {}
+        for key, value in state_dict.items():
+            if key == "aux_c" or (key.startswith("aux.") and key.endswith(".ada.weight")):
+                continue
+            if key.startswith("aux.") and key.endswith(".ada.bias"):
+                key = key[: -len("ada.bias")] + "ada_const"
+            out[key] = value
+        return out
+
     def load_state_dict(self, state_dict, strict=True, model_cfg=None, args=None):
+        state_dict = self.upgrade_aux_modulation(state_dict)
         if self.count_head is not None and "count_head.weight" not in state_dict:
             raise ValueError(
                 "this LFlexMDM checkpoint predates the remaining-count head (count_head.*) that the sampler's last "
@@ -231,8 +250,7 @@ class FlexMDMModel(HubLoadable, BaseFairseqModel):  # HubLoadable: fairseq-style
             return ones, ones
         x_pad = x1.eq(self.pad)
         if self.aux is not None:
-            c = self.aux_c.unsqueeze(0).expand(x1.size(0), -1)
-            h = self.aux(prompt, x1, x_pad, c)
+            h = self.aux(prompt, x1, x_pad, None)
         else:
             h = self.net(prompt, x1, x_pad, self.time(torch.ones(x1.size(0), device=x1.device)))
         b = (F.softplus(self.aux_head(h).float()) + 1e-2).clamp(max=50.0)
