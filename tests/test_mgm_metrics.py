@@ -38,6 +38,23 @@ def test_novelty_counts_unique_unseen(train):
     assert MM.novelty(samples, train) == pytest.approx(2 / 3)
 
 
+def test_uniqueness_and_novelty_on_hand_made_sets_with_stereocentres():
+    """Known answers, counted by hand. GuacaMol compares molecules without stereo: the two enantiomers of
+    1-aminoethanol (C[C@H](N)O, C[C@@H](N)O) and its stereo-free form are one molecule, so 3 valid samples give
+    1 unique molecule, which is not novel against a reference holding any form of it."""
+    stereo = ["C[C@H](N)O", "C[C@@H](N)O", "CC(N)O"]
+    assert MM.uniqueness(stereo) == pytest.approx(1 / 3)
+    assert MM.novelty(stereo, ["NC(C)O"]) == 0.0
+    assert MM.novelty(stereo, ["C[C@H](N)O"]) == 0.0  # a stereo reference matches every isomer too
+    # ethanol written three ways + ethylamine + one invalid string: 4 valid, 2 unique, 1 of them novel
+    samples = ["CCO", "OCC", "C(C)O", "CCN", "C1CC"]
+    assert MM.validity(samples) == pytest.approx(4 / 5)
+    assert MM.uniqueness(samples) == pytest.approx(2 / 4)
+    assert MM.novelty(samples, ["OCC", "CCCC"]) == pytest.approx(1 / 2)
+    # cis/trans isomers of but-2-ene are one molecule without stereo
+    assert MM.uniqueness(["C/C=C/C", "C/C=C\\C"]) == pytest.approx(1 / 2)
+
+
 def test_kl_score_drops_for_a_different_distribution(train):
     alkanes = ["C" * n for n in range(2, 30)] + ["C" * n + "O" for n in range(2, 30)]
     assert MM.kl_divergence_score(alkanes, train)["score"] < 0.5

@@ -6,6 +6,8 @@ For a list of generated SMILES S (invalid ones included) and the reference (trai
 * validity   = |valid(S)| / |S|                     (valid: RDKit parses it and it has >= 1 atom)
 * uniqueness = |unique canonical valid(S)| / |valid(S)|
 * novelty    = |unique canonical valid(S) \\ canonical(R)| / |unique canonical valid(S)|
+  (both with canonical SMILES without stereo, GuacaMol's ``include_stereocenters=False``: two stereoisomers are
+  one molecule here)
 * KL score   = mean_k exp(-D_KL(P_k || Q_k)) over the GuacaMol descriptors: BertzCT, MolLogP, MolWt, TPSA
   (continuous: Gaussian KDEs evaluated on 1,000 points spanning both samples), NumHAcceptors, NumHDonors,
   NumRotatableBonds, NumAliphaticRings, NumAromaticRings (discrete: 10-bin histograms of the reference, the
@@ -64,7 +66,7 @@ def unique_valid(samples: Sequence[str], isomeric: bool = True) -> List[str]:
 
 def uniqueness(samples: Sequence[str]) -> float:
     n_valid = sum(canonical(s) is not None for s in samples)
-    return len(unique_valid(samples)) / n_valid if n_valid else 0.0
+    return len(unique_valid(samples, isomeric=False)) / n_valid if n_valid else 0.0
 
 
 class ReferenceStatistics:
@@ -97,6 +99,11 @@ class ReferenceStatistics:
         return {c for c in self.canonical_per_line if c is not None}
 
     @cached_property
+    def canonical_without_stereo(self) -> set:
+        """The reference as novelty compares it (GuacaMol: canonical SMILES without stereo)."""
+        return {c for c in (canonical(s, isomeric=False) for s in self.reference) if c is not None}
+
+    @cached_property
     def kl_molecules(self) -> List[str]:
         """Unique valid subset molecules without stereo (GuacaMol's KL benchmark)."""
         return unique_valid(self.subset, isomeric=False)
@@ -127,10 +134,10 @@ def _statistics(reference: ReferenceLike) -> ReferenceStatistics:
 
 
 def novelty(samples: Sequence[str], reference: ReferenceLike) -> float:
-    uniq = unique_valid(samples)
+    uniq = unique_valid(samples, isomeric=False)
     if not uniq:
         return 0.0
-    ref = _statistics(reference).canonical
+    ref = _statistics(reference).canonical_without_stereo
     return sum(c not in ref for c in uniq) / len(uniq)
 
 
