@@ -272,10 +272,11 @@ class MoleculeHubInterface(torch.nn.Module):
     @torch.no_grad()
     def sample(self, num_samples: int = 1, init: str = "train", mask_rate: float = 0.1, steps: int = 400,
                argmax_after_step: Optional[int] = None, batch_size: int = 500, seed: int = 1,
-               with_validity: bool = False) -> List:
+               selection: str = "fraction", with_validity: bool = False) -> List:
         """``num_samples`` SMILES (invalid graphs as ``"INVALID"``; with ``with_validity`` (SMILES, valid)
         pairs). Options as the flags of ``iterref-generate-molecules``: ``init`` "train" | "marginal" (§5.3.3),
-        ``mask_rate`` alpha, ``steps`` T. The training split of the data directory provides the start graphs
+        ``mask_rate`` alpha, ``steps`` T, ``selection`` "fraction" | "bernoulli" (``--mask-selection``). The
+        training split of the data directory provides the start graphs
         or the marginals."""
         from .generators.graph_gibbs import sample_molecules
 
@@ -288,7 +289,7 @@ class MoleculeHubInterface(torch.nn.Module):
         results, _ = sample_molecules(self.models[0], self.task.vocab, self.task.datasets["train"], marginals,
                                       num_samples, init=init, mask_rate=mask_rate, steps=steps,
                                       argmax_after_step=argmax_after_step, batch_size=batch_size, seed=seed,
-                                      device=self.device)
+                                      device=self.device, selection=selection)
         return results if with_validity else [smiles for smiles, _ in results]
 
 

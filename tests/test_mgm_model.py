@@ -118,13 +118,22 @@ def test_loss_counts_masked_components_and_learns(setup):
         MaskedGraphLoss(FakeTask(vocab), max_mask_rate=0.0, valid_mask_rate=0.1)
 
 
-def test_sampler_changes_only_masked_components(setup):
+def replay_masks(selection, node_mask, alpha, seed):
+    """The masks a sampler with this selection rule and seed draws first (it draws them before anything else)."""
+    g = torch.Generator().manual_seed(seed)
+    if selection == "fraction":
+        return M.sample_component_fraction(node_mask, alpha, g)
+    return M.sample_component_masks(node_mask, torch.full((node_mask.size(0),), alpha), g)
+
+
+@pytest.mark.parametrize("selection", ["fraction", "bernoulli"])
+def test_sampler_changes_only_masked_components(setup, selection):
     vocab, model, batch = setup
-    sampler = GraphGibbsSampler(model, mask_rate=0.3, steps=1, generator=torch.Generator().manual_seed(0))
+    sampler = GraphGibbsSampler(model, mask_rate=0.3, steps=1, generator=torch.Generator().manual_seed(0),
+                                selection=selection)
     nodes, edges, node_mask = batch["nodes"], batch["edges"], batch["node_mask"]
     # the sampler draws its masks from the generator; replay them to know which components were chosen
-    g = torch.Generator().manual_seed(0)
-    ns, es = M.sample_component_masks(node_mask, torch.full((len(SMILES),), 0.3), g)
+    ns, es = replay_masks(selection, node_mask, 0.3, 0)
     new_nodes, new_edges = sampler.step(nodes, edges, node_mask)
     assert torch.equal(new_nodes[~ns], nodes[~ns]) and torch.equal(new_edges[~es], edges[~es])
     assert torch.equal(new_edges, new_edges.transpose(1, 2))
@@ -145,8 +154,7 @@ def test_sampler_is_seeded_and_switches_to_argmax(setup):
     assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
     # after the switch step the chosen components take the most likely value
     nodes, edges, node_mask = batch["nodes"], batch["edges"], batch["node_mask"]
-    g = torch.Generator().manual_seed(7)
-    ns, es = M.sample_component_masks(node_mask, torch.full((len(SMILES),), 0.5), g)
+    ns, es = replay_masks("fraction", node_mask, 0.5, 7)
     mn, me = M.apply_masks(nodes, edges, ns, es, model.node_mask_values())
     node_lp, edge_lp = model.log_conditionals(mn, me, node_mask)
     sampler = GraphGibbsSampler(model, 0.5, 1, argmax_after=0, generator=torch.Generator().manual_seed(7))
@@ -155,6 +163,37 @@ def test_sampler_is_seeded_and_switches_to_argmax(setup):
     assert torch.equal(new_edges[es], edge_lp.argmax(-1)[es])
     with pytest.raises(ValueError, match="mask rate"):
         GraphGibbsSampler(model, 1.5, 3)
+    with pytest.raises(ValueError, match="mask selection must be one of fraction, bernoulli"):
+        GraphGibbsSampler(model, 0.1, 3, selection="poisson")
+
+
+def test_fraction_selection_masks_exactly_round_alpha_components_uniformly():
+    """Thesis §5.3.3: a fraction alpha of the components, uniformly at random. A graph of n atoms has
+    C = 6 n + n (n - 1) / 2 components (6 properties per atom, one bond state per unordered pair)."""
+    sizes = [1, 3, 5, 9]
+    node_mask = torch.arange(9).unsqueeze(0) < torch.tensor(sizes).unsqueeze(1)
+    for alpha in (0.05, 0.1, 0.2, 1.0):
+        g = torch.Generator().manual_seed(0)
+        ns, es = M.sample_component_fraction(node_mask, alpha, g)
+        for b, n in enumerate(sizes):
+            c = 6 * n + n * (n - 1) // 2
+            expected = max(1, round(alpha * c))
+            got = int(ns[b].sum()) + int(torch.triu(es[b], diagonal=1).sum())
+            assert got == expected, (n, alpha)
+        assert torch.equal(es, es.transpose(1, 2)) and not bool(torch.diagonal(es, dim1=1, dim2=2).any())
+        assert not bool(ns[~node_mask].any()) and not bool(es[~M.pair_mask(node_mask)].any())
+    # uniform: over many draws every component of a 5-atom graph (C = 40, k = 4) is chosen with p = 0.1
+    mask5 = torch.ones(1, 5, dtype=torch.bool)
+    g = torch.Generator().manual_seed(1)
+    counts_nodes, counts_pairs, draws = torch.zeros(5, 6), torch.zeros(5, 5), 4000
+    for _ in range(draws):
+        ns, es = M.sample_component_fraction(mask5, 0.1, g)
+        counts_nodes += ns[0].float()
+        counts_pairs += torch.triu(es[0], diagonal=1).float()
+    freq = torch.cat([counts_nodes.flatten(), counts_pairs[torch.triu(torch.ones(5, 5, dtype=torch.bool), 1)]])
+    freq = freq / draws
+    assert freq.numel() == 40 and float(freq.sum()) == pytest.approx(4.0)
+    assert float((freq - 0.1).abs().max()) < 0.025  # 4 standard errors of a frequency of 0.1 over 4,000 draws
 
 
 def test_sample_categorical_matches_probabilities():

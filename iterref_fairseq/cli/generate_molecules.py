@@ -38,6 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--init", choices=["train", "marginal"], default="train",
                    help="training initialization or marginal initialization (§5.3.3)")
     p.add_argument("--mask-rate", type=float, default=0.1, help="alpha: fraction of components resampled per step")
+    p.add_argument("--mask-selection", choices=["fraction", "bernoulli"], default="fraction",
+                   help="which components a step resamples: exactly round(alpha * components), uniformly (the "
+                        "thesis, §5.3.3; default), or each independently with probability alpha, as training masks")
     p.add_argument("--steps", type=int, default=400, help="T: sampling steps (thesis: 400 QM9, 300 ChEMBL)")
     p.add_argument("--argmax-after-step", type=int, default=None, metavar="S",
                    help="after step S take the most likely value instead of sampling (default: always sample)")
@@ -114,6 +117,7 @@ def run(args) -> dict:
         results, trajectory = sample_molecules(
             model, task.vocab, task.datasets["train"], marginals, args.num_samples, init=args.init,
             mask_rate=args.mask_rate, steps=args.steps, argmax_after_step=args.argmax_after_step,
+            selection=args.mask_selection,
             batch_size=args.batch_size, seed=args.seed, device=device, trajectory_every=args.trajectory_every,
             progress=lambda: bar.update(1))
     elapsed = time.time() - t0
@@ -131,7 +135,8 @@ def run(args) -> dict:
         "checkpoint": os.path.abspath(args.path), "data": os.path.abspath(args.data), "out": args.out,
         "trajectory": traj_path, "num_samples": len(results), "num_valid": n_valid,
         "validity": n_valid / len(results), "init": args.init, "mask_rate": args.mask_rate, "steps": args.steps,
-        "argmax_after_step": args.argmax_after_step, "batch_size": args.batch_size, "seed": args.seed,
+        "argmax_after_step": args.argmax_after_step, "mask_selection": args.mask_selection,
+        "batch_size": args.batch_size, "seed": args.seed,
         "seconds": round(elapsed, 2), "device": str(device), **versions(), "provenance": provenance(args),
     }
     with open(args.out + ".json", "w") as f:

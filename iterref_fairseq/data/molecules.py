@@ -399,6 +399,37 @@ def sample_component_masks(node_mask: torch.Tensor, alpha: torch.Tensor,
     return node_sel, edge_sel
 
 
+def sample_component_fraction(node_mask: torch.Tensor, alpha: float,
+                              generator: Optional[torch.Generator] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Which components to mask at a generation step (thesis §5.3.3: "sample uniformly at random a fraction alpha
+    of components"): per graph, exactly k = max(1, round(alpha C)) of its C components, chosen uniformly without
+    replacement, where the components are the 6 properties of each real node and each unordered pair of real
+    nodes (a bond or its absence). Example: 3 atoms give C = 6 * 3 + 3 = 21; alpha = 0.1 masks round(2.1) = 2.
+
+    Args:
+        node_mask: (B, N) bool; alpha: the fraction, in (0, 1].
+    Returns:
+        node_sel (B, N, 6) bool, edge_sel (B, N, N) bool, symmetric, False on the diagonal and padding.
+    """
+    B, N = node_mask.shape
+    dev = node_mask.device
+    P = len(NODE_PROPERTIES)
+    upper = torch.triu(torch.ones(N, N, dtype=torch.bool, device=dev), diagonal=1)
+    node_ok = node_mask.unsqueeze(-1).expand(B, N, P).reshape(B, N * P)
+    pair_ok = (pair_mask(node_mask) & upper).reshape(B, N * N)
+    ok = torch.cat([node_ok, pair_ok], 1)  # (B, N*P + N*N): every component of every graph, padding excluded
+    n_comp = ok.sum(1)
+    k = torch.clamp(torch.round(alpha * n_comp.double()).long(), min=1)
+    k = torch.minimum(k, n_comp)
+    # a uniform random order of each graph's components: the k smallest keys are a uniform k-subset
+    keys = torch.rand(ok.shape, generator=generator, device=dev).masked_fill(~ok, 2.0)
+    rank = keys.argsort(1).argsort(1)
+    chosen = (rank < k.unsqueeze(1)) & ok
+    node_sel = chosen[:, : N * P].view(B, N, P)
+    sel = chosen[:, N * P:].view(B, N, N)
+    return node_sel, sel | sel.transpose(1, 2)
+
+
 def apply_masks(nodes: torch.Tensor, edges: torch.Tensor, node_sel: torch.Tensor, edge_sel: torch.Tensor,
                 node_mask_values: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
     """Replaces selected components by MASK. node_mask_values: (6,) long, the MASK index of each property."""

@@ -2,8 +2,10 @@
 
 Starting from an initial batch of graphs, each of T steps
 
-1. chooses components to resample: every node property of every atom and every unordered atom pair independently
-   with probability alpha (the mask rate; the same independence as in training, §5.4.3),
+1. chooses components to resample: exactly a fraction alpha (the mask rate) of the graph's components (node
+   properties of every atom, unordered atom pairs), uniformly without replacement, as §5.3.3 describes
+   (``selection="fraction"``); ``selection="bernoulli"`` instead picks each component independently with
+   probability alpha, the way training masks (§5.4.3; the number masked then varies from step to step),
 2. replaces them by MASK and computes p(eta | G \\ eta) with one model pass (Eq. 5.1),
 3. samples new values for the chosen components (or takes the argmax from step ``argmax_after`` on), and
 4. writes them back into the graph.
@@ -20,7 +22,8 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from ..data.molecules import NODE_PROPERTIES, apply_masks, collate_graphs, pair_mask, sample_component_masks
+from ..data.molecules import (NODE_PROPERTIES, apply_masks, collate_graphs, pair_mask, sample_component_fraction,
+                              sample_component_masks)
 
 
 def sample_categorical(logp: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
@@ -57,11 +60,17 @@ def training_init(graphs: Sequence[Tuple[np.ndarray, np.ndarray]]) -> Dict[str, 
     return {"nodes": b["nodes"], "edges": b["edges"], "node_mask": b["node_mask"]}
 
 
+SELECTION = ("fraction", "bernoulli")
+
+
 class GraphGibbsSampler:
     def __init__(self, model, mask_rate: float, steps: int, argmax_after: Optional[int] = None,
-                 generator: Optional[torch.Generator] = None):
+                 generator: Optional[torch.Generator] = None, selection: str = "fraction"):
         if not 0.0 < mask_rate <= 1.0:
             raise ValueError(f"mask rate must be in (0, 1], got {mask_rate}")
+        if selection not in SELECTION:
+            raise ValueError(f"mask selection must be one of {', '.join(SELECTION)}, got {selection!r}")
+        self.selection = selection
         if steps < 0:
             raise ValueError(f"steps must be >= 0, got {steps}")
         self.model = model
@@ -75,8 +84,11 @@ class GraphGibbsSampler:
              greedy: bool = False) -> Tuple[torch.Tensor, torch.Tensor]:
         """One mask-predict-sample-replace step; returns new (nodes (B, N, 6), edges (B, N, N))."""
         B = nodes.size(0)
-        alpha = torch.full((B,), self.mask_rate, device=nodes.device)
-        node_sel, edge_sel = sample_component_masks(node_mask, alpha, self.generator)
+        if self.selection == "fraction":
+            node_sel, edge_sel = sample_component_fraction(node_mask, self.mask_rate, self.generator)
+        else:
+            alpha = torch.full((B,), self.mask_rate, device=nodes.device)
+            node_sel, edge_sel = sample_component_masks(node_mask, alpha, self.generator)
         masked_nodes, masked_edges = apply_masks(nodes, edges, node_sel, edge_sel,
                                                  self.model.node_mask_values().to(nodes.device))
         node_logp, edge_logp = self.model.log_conditionals(masked_nodes, masked_edges, node_mask)
@@ -122,14 +134,15 @@ def sample_molecules(model, vocab, train_graphs: Sequence, marginals: Optional[D
                      init: str = "train", mask_rate: float = 0.1, steps: int = 400,
                      argmax_after_step: Optional[int] = None, batch_size: int = 500, seed: int = 1,
                      device: Optional[torch.device] = None, trajectory_every: int = 0,
-                     progress: Optional[Callable[[], None]] = None
+                     progress: Optional[Callable[[], None]] = None, selection: str = "fraction"
                      ) -> Tuple[List[Tuple[str, bool]], Dict[int, List[str]]]:
     """``num_samples`` molecules from a masked graph model, ``batch_size`` chains in parallel (thesis §5.3.3).
 
     train_graphs: indexable training set of {"nodes", "bonds"} items (the start graphs of ``init="train"``, drawn
     with replacement only if ``num_samples`` exceeds it); marginals: ``MolGraphTask.graph_marginals`` (only for
     ``init="marginal"``). Everything random is drawn from generators seeded with ``seed``, so the same arguments
-    give the same molecules. ``progress`` is called after every sampling step of every batch.
+    give the same molecules. ``progress`` is called after every sampling step of every batch; ``selection``: see
+    :class:`GraphGibbsSampler` ("fraction", the thesis, or "bernoulli").
 
     Returns ``[(SMILES, valid)]`` (invalid graphs as ``INVALID_SMILES``) and, with ``trajectory_every`` = K > 0,
     the SMILES of every chain at steps 0, K, 2K, ... and T: ``{step: [SMILES, ...]}`` (empty otherwise).
@@ -144,7 +157,7 @@ def sample_molecules(model, vocab, train_graphs: Sequence, marginals: Optional[D
     cpu_gen = torch.Generator()
     cpu_gen.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    sampler = GraphGibbsSampler(model, mask_rate, steps, argmax_after_step, gen)
+    sampler = GraphGibbsSampler(model, mask_rate, steps, argmax_after_step, gen, selection)
     starts = rng.choice(len(train_graphs), size=num_samples, replace=num_samples > len(train_graphs)) \
         if init == "train" else None
     record = (set(range(0, steps + 1, trajectory_every)) | {steps}) if trajectory_every else set()
