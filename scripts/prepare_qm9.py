@@ -35,12 +35,18 @@ def main(argv=None):
     p = prepare_parser(__doc__)
     p.add_argument("--test-size", type=int, default=10000)
     p.add_argument("--max-molecules", type=int, default=None, help="keep this many molecules in total (CPU runs)")
+    p.add_argument("--write-all", action="store_true",
+                   help="also write all.smi: every QM9 molecule, the thesis's novelty reference (iterref-evaluate-"
+                        "molecules --novelty-reference OUT/all.smi), also when --max-molecules keeps a subset")
     args = p.parse_args(argv)
-    smiles = shuffled(read_qm9(), args.seed, args.max_molecules)
+    everything = read_qm9()
+    smiles = shuffled(everything, args.seed, args.max_molecules)
     nv, nt = args.valid_size, args.test_size
     if nv + nt >= len(smiles):
         sys.exit(f"--valid-size + --test-size ({nv + nt}) must be smaller than the {len(smiles)} molecules kept")
     splits = {"valid": smiles[:nv], "test": smiles[nv:nv + nt], "train": smiles[nv + nt:]}
+    if args.write_all:
+        splits["all"] = everything
     write_data_dir(args.out, splits, args.seed, "qm9pack==1.0.3", {"max_molecules": args.max_molecules})
 
 

@@ -98,6 +98,31 @@ def test_generate_evaluate_plot(mol_data, mgm_checkpoint, tmp_path, init):
     assert table[0] == "| samples | validity | uniqueness | novelty | kl_div | frechet |" and len(table) == 4
     assert table[2].startswith(f"| {out.name} | {r['validity']:.3f} |")
 
+    # novelty against a larger reference (the thesis scores against all of QM9), beside the training-set one,
+    # checked against a direct RDKit computation (canonical SMILES without stereo)
+    from rdkit import Chem
+
+    whole = tmp_path / "all.smi"
+    whole.write_text("".join((mol_data / f"{s}.smi").read_text() for s in ("train", "valid", "test")))
+    # samples: the held-out test molecules (novel against train, not against all) and two molecules QM9 lacks
+    held_out = tmp_path / "held_out.smi"
+    lines = (mol_data / "test.smi").read_text().split() + ["CCCCCCCCCCCCCCCC", "OCCCCCCCCCCCCCCCC"]
+    held_out.write_text("\n".join(lines) + "\n")
+    ev2 = cli("iterref-evaluate-molecules", held_out, "--reference", mol_data / "train.smi", "--novelty-reference",
+              whole, "--no-fcd", "--max-reference", "200", "--out", tmp_path / "metrics2.json")
+    assert ev2.returncode == 0
+    r2 = json.loads((tmp_path / "metrics2.json").read_text())["results"][str(held_out)]
+
+    def canon(smi):
+        mol = Chem.MolFromSmiles(smi)
+        return None if mol is None or mol.GetNumAtoms() == 0 else Chem.MolToSmiles(mol, isomericSmiles=False)
+
+    uniq = {c for c in map(canon, lines) if c is not None}
+    ref = {c for c in map(canon, whole.read_text().split()) if c is not None}
+    assert r2["novelty_full_reference"] == pytest.approx(len(uniq - ref) / len(uniq)) == pytest.approx(2 / len(uniq))
+    assert r2["novelty"] == pytest.approx(1.0)
+    assert "novelty_full_reference" in (tmp_path / "metrics2.md").read_text().splitlines()[0]
+
     for argv in (["trajectory", "--trajectory", tmp_path / f"{init}.smi.trajectory.jsonl", "--index", "1",
                   "--out", tmp_path / "traj.png"],
                  ["steps", "--trajectory", tmp_path / f"{init}.smi.trajectory.jsonl", "--reference",

@@ -46,6 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = new_parser(PROG, __doc__)
     p.add_argument("samples", nargs="+", help="generated SMILES files (iterref-generate-molecules --out)")
     p.add_argument("--reference", required=True, help="training SMILES (novelty, KL and FCD reference)")
+    p.add_argument("--novelty-reference", default=None,
+                   help="a second novelty reference, reported beside the training-set novelty as "
+                        "novelty_full_reference: the thesis scores novelty against the whole dataset (QM9: the "
+                        "all.smi of scripts/prepare_qm9.py --write-all)")
     p.add_argument("--max-reference", type=int, default=10000, help="reference subset size for KL and FCD")
     p.add_argument("--no-fcd", action="store_true", help="skip the Fréchet ChemNet Distance (slow on a CPU)")
     p.add_argument("--seed", type=int, default=42, help="seed of the reference subset")
@@ -62,7 +66,7 @@ def markdown(results: Dict[str, Dict], cols: List[str]) -> str:
 
 def run(args) -> dict:
     """Scores every samples file; prints the table, writes ``--out`` (and ``.md``); returns the summary."""
-    from iterref_fairseq.metrics.molecules import ReferenceStatistics, distribution_metrics
+    from iterref_fairseq.metrics.molecules import ReferenceStatistics, distribution_metrics, novelty
 
     if args.max_reference < 1:
         fail(f"--max-reference must be >= 1, got {args.max_reference}")
@@ -76,15 +80,22 @@ def run(args) -> dict:
         fail(f"reference file {args.reference} has {len(bad)} invalid SMILES (first: line {bad[0][0]} "
              f"{bad[0][1]!r}); use the train.smi written by scripts/prepare_qm9.py / prepare_moses.py, which "
              "drops them")
+    full = None
+    if args.novelty_reference:
+        full = ReferenceStatistics(read_lines(args.novelty_reference, "novelty reference"))
     results = {}
     for path, samples in samples_lines.items():
         results[path] = distribution_metrics(samples, stats, with_fcd=not args.no_fcd)
-    cols = ["validity", "uniqueness", "novelty", "kl_div"] + ([] if args.no_fcd else ["frechet"])
+        if full is not None:
+            results[path]["novelty_full_reference"] = novelty(samples, full)
+    cols = ["validity", "uniqueness", "novelty"] + (["novelty_full_reference"] if full is not None else []) \
+        + ["kl_div"] + ([] if args.no_fcd else ["frechet"])
     width = max(len(os.path.basename(k)) for k in results) + 2
     print("samples".ljust(width) + " ".join(c[:10].rjust(10) for c in cols))
     for path, r in results.items():
         print(os.path.basename(path).ljust(width) + " ".join(f"{r[c]:10.3f}" for c in cols))
     summary = {"reference": os.path.abspath(args.reference), "num_reference": len(reference),
+               "novelty_reference": args.novelty_reference and os.path.abspath(args.novelty_reference),
                "max_reference": args.max_reference, "seed": args.seed, "python": platform.python_version(),
                "results": results, "provenance": provenance(args)}
     if args.out:
