@@ -20,8 +20,9 @@ TINY_MODEL_FLAGS = [
 ]
 
 
-def cli(name: str, *args, check: bool = True, input_text: str = None, timeout: int = 600):
-    """Runs a console script of this venv; returns the CompletedProcess (stdout+stderr captured)."""
+def cli(name: str, *args, check: bool = True, input_text: str = None, timeout: int = 1800):
+    """Runs a console script of this venv; returns the CompletedProcess (stdout+stderr captured). The timeout only
+    guards against a hang (a 300-update training took over 600 s on 2 cores shared with other training jobs)."""
     env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", PYTHONWARNINGS="ignore")
     proc = subprocess.run(
         [str(BIN / name), *map(str, args)], capture_output=True, text=True, input=input_text, env=env,
