@@ -20,6 +20,8 @@ def exact_match(out: str) -> float:
 
 
 def test_reversal_is_learned_and_refinement_helps(tmp_path):
+    # 450 updates: on this 2-core machine (2026-12-01) 300 updates gave exact match 0.065 / 0.295 at idec 1 / 10
+    # with this code and with the code of the previous release alike, 450 give 0.885 / 0.98, 600 give 0.985 / 1.0
     write_reversal_corpus(tmp_path / "raw", 3000, 200, seed=0)
     data = binarize(tmp_path / "raw", tmp_path / "bin")
     cli("fairseq-train", data, "--user-dir", USER_DIR, "--task", "translation_refine",
@@ -28,7 +30,7 @@ def test_reversal_is_learned_and_refinement_helps(tmp_path):
         "--encoder-layers", "2", "--decoder-layers", "1", "--encoder-attention-heads", "4",
         "--decoder-attention-heads", "4", "--dropout", "0", "--optimizer", "adam", "--adam-betas", "(0.9,0.98)",
         "--lr", "3e-3", "--lr-scheduler", "inverse_sqrt", "--warmup-updates", "50", "--max-tokens", "2000",
-        "--max-update", "300", "--cpu", "--save-dir", tmp_path / "ckpt", "--no-epoch-checkpoints",
+        "--max-update", "450", "--cpu", "--save-dir", tmp_path / "ckpt", "--no-epoch-checkpoints",
         "--disable-validation", "--seed", "1", "--log-format", "simple")
     scores = {}
     for idec in (1, 10):
