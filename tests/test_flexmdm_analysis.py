@@ -5,9 +5,10 @@ import re
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
-from iterref_fairseq.cli.analyze_star_order import order_pairs, pearson, summarize
+from iterref_fairseq.cli.analyze_star_order import choice_last, order_pairs, pearson, summarize
 from iterref_fairseq.metrics.molecule_strings import string_metrics, tokenize
 
 from conftest import REPO, USER_DIR, cli
@@ -19,21 +20,34 @@ def _record(path, junction, reveal, correct=True):
 
 
 def test_order_pairs_and_correlation_signs():
-    path = [7, 3, 5, 9, 2]  # junction 5 in the middle
-    assert order_pairs(path, 5, [1, 2, 3, 2, 1], 10) == [(0.5, 0.1), (0.25, 0.2), (0.0, 0.3), (0.25, 0.2), (0.5, 0.1)]
-    ends_first = summarize([_record(path, 5, [1, 2, 3, 2, 1]), _record([4, 6, 8], 6, [1, 3, 1])])
-    assert ends_first["pearson"] == pytest.approx(-1.0)
+    path = [7, 3, 5, 9, 2]  # junction 5 in the middle; target tokens 7 3 3 5 5 9 9 2 (nodes 0 1 1 2 2 3 3 4)
+    reveal = [1, 2, 2, 3, 3, 2, 2, 1]  # arm ends first, junction last
+    assert order_pairs(path, 5, reveal, 10) == [(0.5, 0.1), (0.25, 0.2), (0.25, 0.2), (0.0, 0.3), (0.0, 0.3),
+                                                (0.25, 0.2), (0.25, 0.2), (0.5, 0.1)]
+    star = [4, 6, 8]  # junction = source 4 (easy's layout): tokens 4 6 6 8
+    ends_first = summarize([_record(path, 5, reveal), _record(star, 4, [3, 2, 2, 1])])
+    d = [0.5, 0.25, 0.25, 0, 0, 0.25, 0.25, 0.5, 0, 0.5, 0.5, 1]  # pooled over both paths, by hand
+    r = [0.1, 0.2, 0.2, 0.3, 0.3, 0.2, 0.2, 0.1, 0.3, 0.2, 0.2, 0.1]
+    assert ends_first["pearson"] == pytest.approx(float(np.corrcoef(d, r)[0, 1])) and ends_first["pearson"] < -0.8
     assert ends_first["mean_per_example_pearson"] == pytest.approx(-1.0)
-    junction_first = summarize([_record(path, 5, [5, 3, 1, 3, 5])])
+    assert ends_first["choice_revealed_last"] == 1.0
+    junction_first = summarize([_record(path, 5, [3, 2, 2, 1, 1, 2, 2, 3])])
     assert junction_first["pearson"] == pytest.approx(1.0) and "pearson_insert" not in junction_first
-    both = summarize([{**_record(path, 5, [5, 3, 1, 3, 5]), "insert_steps": [1, 2, 3, 2, 1]}])
+    assert junction_first["choice_revealed_last"] == 0.0
+    both = summarize([{**_record(path, 5, [3, 2, 2, 1, 1, 2, 2, 3]), "insert_steps": reveal}])
     assert both["pearson"] == pytest.approx(1.0) and both["pearson_insert"] == pytest.approx(-1.0)
+    # the choice (token 2j + 1 = 5, node 9) tied with the goal side's last token still counts as last
+    assert choice_last(path, 5, [1, 1, 1, 1, 1, 4, 4, 4]) and not choice_last(path, 5, [1, 1, 1, 1, 1, 3, 3, 4])
+    assert choice_last([4, 6], 4, [1, 2]) is None  # nothing follows the choice node
     # wrong outputs are excluded; none correct -> no pairs, NaN correlation, 0 % exact match
-    none = summarize([_record(path, 5, [1, 2, 3, 2, 1], correct=False)])
+    none = summarize([_record(path, 5, reveal, correct=False)])
     assert none["tokens"] == 0 and math.isnan(none["pearson"]) and none["exact_match"] == 0.0
+    assert math.isnan(none["choice_revealed_last"])
     assert math.isnan(pearson([1.0], [2.0]))
     with pytest.raises(ValueError, match="junction 42 is not on the path"):
-        order_pairs(path, 42, [1] * 5, 10)
+        order_pairs(path, 42, [1] * 8, 10)
+    with pytest.raises(ValueError, match="5 reveal steps for a path of 5 nodes: expected one per target token"):
+        order_pairs(path, 5, [1] * 5, 10)
 
 
 # ------------------------------------------------------------------ molecule strings
@@ -109,7 +123,7 @@ def test_molecule_cli_bad_data_dir(tmp_path, capsys):
 def test_order_plot_is_written(tmp_path):
     from iterref_fairseq.cli.analyze_star_order import plot
 
-    pairs = order_pairs([7, 3, 5, 9, 2], 5, [1, 2, 3, 2, 1], 10) + order_pairs([4, 6, 8], 6, [1, 3, 1], 10)
+    pairs = order_pairs([7, 3, 5, 9, 2], 5, [1, 2, 2, 3, 3, 2, 2, 1], 10) + order_pairs([4, 6, 8], 4, [3, 2, 2, 1], 10)
     out = tmp_path / "order.png"
     plot(pairs, out, "test")
     assert out.stat().st_size > 1000 and out.read_bytes()[:4] == b"\x89PNG"

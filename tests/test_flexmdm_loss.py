@@ -6,8 +6,9 @@ import pytest
 import torch
 from fairseq.data import Dictionary
 
-from iterref_fairseq.criterions.flexmdm_loss import (bregman, flexmdm_linear_loss, reinforce_term, sample_loss,
-                                                     schedule_regularizer, state_log_prob, tail_penalty)
+from iterref_fairseq.criterions.flexmdm_loss import (bregman, flexmdm_linear_loss, kuma_kl, reinforce_term,
+                                                     sample_loss, schedule_regularizer, state_log_prob,
+                                                     stratified_grid, tail_penalty)
 from iterref_fairseq.data.insertion_noise import (DROPPED, MASKED, REVEALED, compact, content_mask, gap_sums,
                                                   token_states)
 from iterref_fairseq.models.flexmdm import MASK_SYMBOL, FlexMDMModel, flexmdm_tiny, lflexmdm_tiny
@@ -193,22 +194,90 @@ def test_score_function_mean_zero_monte_carlo():
 def test_schedule_regularizer_zero_at_linear_and_positive_otherwise():
     grid = torch.tensor([0.01, 0.25, 0.5, 0.75, 0.99])
     mask = torch.ones(2, 3, dtype=torch.bool)
-    assert float(schedule_regularizer(1.0, torch.ones(2, 3), mask, grid)) == pytest.approx(0.0, abs=1e-12)
-    assert float(schedule_regularizer(1.0, torch.full((2, 3), 5.0), mask, grid)) > 0.1
+    for form in ("per_sequence", "pooled"):
+        assert float(schedule_regularizer(1.0, torch.ones(2, 3), mask, grid, form)) == pytest.approx(0.0, abs=1e-12)
+        assert float(schedule_regularizer(1.0, torch.full((2, 3), 5.0), mask, grid, form)) > 0.1
 
 
-def test_tail_penalty_closed_form_and_direction():
+def test_schedule_regularizer_forms_against_a_direct_computation():
+    # two sequences that compensate each other: pooled, the batch's mean CDF is near linear; per sequence it is not
+    grid = [0.2, 0.5, 0.9]
+    b = [[0.3, 0.3, 9.0], [3.0, 3.0, 3.0]]  # the third token of sequence 0 is padding
+    mask = [[True, True, False], [True, True, True]]
+    cdf = lambda t, v: 1 - (1 - t) ** v  # a = 1
+    per_seq = [sum((sum(cdf(t, v) for v, m in zip(bs, ms) if m) / sum(ms) - t) ** 2 for t in grid)
+               for bs, ms in zip(b, mask)]
+    pooled = sum((sum(cdf(t, v) for bs, ms in zip(b, mask) for v, m in zip(bs, ms) if m) / 5 - t) ** 2 for t in grid)
+    args = (1.0, torch.tensor(b, dtype=torch.float64), torch.tensor(mask), torch.tensor(grid, dtype=torch.float64))
+    assert float(schedule_regularizer(*args, "per_sequence")) == pytest.approx(sum(per_seq) / 2, rel=1e-10)
+    assert float(schedule_regularizer(*args, "pooled")) == pytest.approx(pooled, rel=1e-10)
+    assert sum(per_seq) / 2 > 3 * pooled  # what pooling hides
+    with pytest.raises(ValueError, match="--schedule-reg-form must be one of per_sequence, pooled, got 'x'"):
+        schedule_regularizer(*args, "x")
+
+
+def test_stratified_grid_has_one_point_per_cell():
+    g = torch.Generator().manual_seed(0)
+    pts = stratified_grid(100, generator=g, dtype=torch.float64)
+    lo, width = 1e-4, (1 - 2e-4) / 100
+    cells = ((pts - lo) / width).floor()
+    assert pts.shape == (100,) and torch.equal(cells, torch.arange(100, dtype=torch.float64))
+    assert not torch.equal(pts, stratified_grid(100, generator=g, dtype=torch.float64)), "fresh times per call"
+
+
+def test_tail_penalty_reference_form_closed_form_and_minimum():
+    mask = torch.tensor([[True, True, False]])
+    eps = delta = 0.01
+    # a = 1: F(eps) = 1 - (1 - eps)^b, 1 - F(1 - eps) = eps^b; relu(. - delta)^2 each, summed over the sequence
+    relu2 = lambda x: max(x, 0.0) ** 2
+    pen1 = lambda v: relu2(1 - (1 - eps) ** v - delta) + relu2(eps ** v - delta)
+    b = torch.tensor([[0.01, 3.0, 100.0]], dtype=torch.float64, requires_grad=True)
+    pen = tail_penalty(1.0, b, mask, eps, delta, "squared_relu")
+    assert float(pen) == pytest.approx(pen1(0.01) + pen1(3.0), rel=1e-9)
+    pen.backward()
+    assert b.grad[0, 0] < 0 and b.grad[0, 1] > 0 and b.grad[0, 2] == 0  # floor token pushed up, fast one down
+    # the minimum is at b = 1 (the linear schedule), unlike the linear form's ~1.33
+    bs = torch.linspace(0.5, 2.0, 301, dtype=torch.float64).view(1, -1)
+    ones = torch.ones_like(bs, dtype=torch.bool)
+    per_token = lambda form: torch.stack([tail_penalty(1.0, bs[:, i:i + 1], ones[:, i:i + 1], eps, delta, form)
+                                          for i in range(bs.size(1))])
+    assert float(bs[0, per_token("squared_relu").argmin()]) == pytest.approx(1.0, abs=0.006)
+    assert float(bs[0, per_token("linear").argmin()]) == pytest.approx(1.333, abs=0.006)
+    with pytest.raises(ValueError, match="--tail-penalty-form must be one of squared_relu, linear"):
+        tail_penalty(1.0, b, mask, eps, delta, "cubic")
+
+
+def test_tail_penalty_linear_form_closed_form_and_direction():
     mask = torch.tensor([[True, True, False]])
     eps = 0.01
     # a = b = 1: F(eps) + 1 - F(1 - eps) = eps + eps
-    assert float(tail_penalty(1.0, torch.ones(1, 3), mask, eps)) == pytest.approx(2 * eps, rel=1e-6)
+    assert float(tail_penalty(1.0, torch.ones(1, 3), mask, eps, form="linear")) == pytest.approx(2 * eps, rel=1e-6)
     # a = 1: F(t) = 1 - (1 - t)^b, so the penalty of one token is 1 - (1 - eps)^b + eps^b
     b = torch.tensor([[0.01, 3.0, 100.0]], requires_grad=True)  # the padded third token must not count
     expected = sum(1 - (1 - eps) ** v + eps ** v for v in (0.01, 3.0)) / 2
-    pen = tail_penalty(1.0, b, mask, eps)
+    pen = tail_penalty(1.0, b, mask, eps, form="linear")
     assert float(pen) == pytest.approx(expected, rel=1e-5)
     pen.backward()
-    assert b.grad[0, 0] < 0 and b.grad[0, 1] > 0 and b.grad[0, 2] == 0  # floor token pushed up, fast one down
+    assert b.grad[0, 0] < 0 and b.grad[0, 1] > 0 and b.grad[0, 2] == 0
+
+
+def test_kuma_kl_reduction_and_value_at_the_floor():
+    # a = 1: KL(Kuma(1, b) || U) = -H = log b + 1/b - 1 (independent closed form of the a = 1 case)
+    kl1 = lambda v: math.log(v) + 1 / v - 1
+    b = torch.tensor([[0.01, 2.0, 5.0], [1.0, 1.0, 1.0]], dtype=torch.float64)
+    mask = torch.tensor([[True, True, False], [True, True, True]])
+    assert float(kuma_kl(1.0, b, mask)) == pytest.approx(((kl1(0.01) + kl1(2.0)) / 2 + 0.0) / 2, rel=1e-9)
+    assert kl1(0.01) == pytest.approx(94.4, abs=0.1)  # REFERENCE §4: ~94 at the floor
+
+
+def test_criterion_defaults_are_the_reference_forms():
+    from iterref_fairseq.criterions.flexmdm_loss import FlexMDMLossConfig
+
+    cfg = FlexMDMLossConfig()
+    assert (cfg.schedule_reg_form, cfg.schedule_reg_points, cfg.tail_penalty_form) == ("per_sequence", 100,
+                                                                                        "squared_relu")
+    assert (cfg.kuma_kl_weight, cfg.tail_penalty_weight, cfg.schedule_reg_weight, cfg.tail_delta) == (1.0, 1.0,
+                                                                                                     1.0, 0.01)
 
 
 def test_remaining_count_head_loss_is_outside_the_reinforce_losses():
@@ -240,6 +309,25 @@ def test_remaining_count_head_loss_is_outside_the_reinforce_losses():
     _, _, log2 = crit(model, batch)
     assert log2["reinforce"] == pytest.approx(log["reinforce"], rel=1e-5, abs=1e-7)
     assert log2["count_loss"] != pytest.approx(log["count_loss"])
+
+
+def test_no_count_head_ablation_uses_the_insertion_multiplier():
+    """--no-count-head: no count parameters, no count loss, and the remaining count the sampler reads is b_in^theta."""
+    from iterref_fairseq.criterions.flexmdm_loss import FlexMDMLoss
+
+    torch.manual_seed(5)
+    model = tiny_model(True, no_count_head=True)
+    assert model.count_head is None and not any(n.startswith("count_head") for n, _ in model.named_parameters())
+    src, x1 = _batch(model, seed=5)
+    _, _, log = FlexMDMLoss(None)(model, {"net_input": {"src_tokens": src, "src_lengths": None}, "target": x1})
+    assert "count_loss" not in log and log["kuma_kl"] >= 0 and "tail" in log
+    x, t = x1[:, :4], torch.full((6,), 0.5)
+    _, b_in, _, remaining = model.generator_outputs(src, x, x.eq(model.pad), t)
+    assert torch.equal(remaining, b_in)
+    with_head = tiny_model(True)
+    with_head.load_state_dict({**model.state_dict(), **{k: v for k, v in with_head.state_dict().items()
+                                                        if k.startswith("count_head")}})
+    model.load_state_dict(model.state_dict())  # loads without the count head
 
 
 def test_old_lflexmdm_checkpoint_without_count_head_is_a_clear_error():

@@ -5,29 +5,77 @@ import re
 import networkx as nx
 import pytest
 
-from iterref_fairseq.data.star_graphs import (DIFFICULTIES, failure_kind, failure_report, generate_splits, graph_of,
-                                               is_valid_path, junction_of, parse_prompt)
+from iterref_fairseq.data.star_graphs import (BLOCK_SIZES, DIFFICULTIES, failure_kind, failure_report,
+                                               generate_splits, graph_of, is_valid_path, junction_of, max_lengths,
+                                               parse_prompt, parse_target)
 
 from conftest import USER_DIR, cli
 
 
+# The module docstring's easy graph, written out by hand: centre (= source) 7, arms 7-3-9-12-5, 7-1-14-2-8,
+# 7-0-6-11-19, goal 5; the target is arm 7-3-9-12-5 as edge pairs.
+DOC_PROMPT = "7 0 3 9 7 3 0 6 9 12 12 5 7 1 1 14 6 11 14 2 11 19 2 8 7 5"
+DOC_TARGET = "7 3 3 9 9 12 12 5"
+# A hand-made medium graph: paths 4-8-2-6 (junction 8 at index 1, the target), 8-5-1 (index 0) and 9-3-8-0-7
+# (index 2); source 4, goal 6.
+MEDIUM_PROMPT = "8 5 3 8 4 8 2 6 9 3 8 0 5 1 8 2 0 7 4 6"
+MEDIUM_TARGET = "4 8 8 2 2 6"
+
+
+def test_hand_made_examples_parse_to_the_paper_format():
+    edges, source, goal = parse_prompt(DOC_PROMPT)
+    assert (source, goal, len(edges)) == (7, 5, 12) and junction_of(edges) == 7
+    assert parse_target(DOC_TARGET) == [7, 3, 9, 12, 5]
+    assert is_valid_path(edges, 7, 5, [7, 3, 9, 12, 5])
+    assert not is_valid_path(edges, 5, 7, [5, 12, 9, 3, 7]), "edges are directed: the reversed path is not a path"
+    assert not is_valid_path(edges, 7, 5, [7, 3, 9, 5]), "9 -> 5 is not an edge"
+    edges, source, goal = parse_prompt(MEDIUM_PROMPT)
+    assert (source, goal, junction_of(edges)) == (4, 6, 8) and parse_target(MEDIUM_TARGET) == [4, 8, 2, 6]
+    g = graph_of(edges)
+    assert (g.in_degree(8), g.out_degree(8)) == (2, 3), "paths entering at index 1 and 2, three leaving"
+
+
 @pytest.mark.parametrize("difficulty", list(DIFFICULTIES))
-def test_every_target_is_the_unique_path_through_the_junction(difficulty):
+def test_generated_graphs_follow_the_papers_definition(difficulty):
     cfg = DIFFICULTIES[difficulty]
     splits = generate_splits(difficulty, seed=5, sizes={"train": 150, "valid": 20, "test": 30})
     keys = [ex.key() for exs in splits.values() for ex in exs]
     assert len(keys) == len(set(keys)) == 200, "no graph/query repeats within or across splits"
+    prompt_block, target_block = BLOCK_SIZES[difficulty]
     for ex in (ex for exs in splits.values() for ex in exs):
         edges, source, goal = parse_prompt(ex.prompt())
-        assert sorted(map(sorted, edges)) == sorted(map(sorted, ex.edges))
+        assert sorted(edges) == sorted(ex.edges) and len(ex.prompt().split()) + 2 <= prompt_block
+        path = parse_target(ex.target())
+        assert len(ex.target().split()) == 2 * (len(path) - 1) and len(ex.target().split()) + 2 <= target_block
         g = graph_of(edges)
-        assert nx.is_tree(g) and junction_of(edges) == ex.junction and g.degree(ex.junction) == cfg["degree"]
-        path = [int(x) for x in ex.target().split()]
-        assert is_valid_path(edges, source, goal, path) and ex.junction in path[1:-1]
-        assert list(nx.all_simple_paths(g, source, goal)) == [path], "the target is the only path"
-        assert max(max(e) for e in edges) < cfg["n_ids"]
-        arm_lengths = [len(p) - 1 for p in (path[: path.index(ex.junction) + 1], path[path.index(ex.junction):])]
-        assert all(cfg["arm_min"] <= n <= cfg["arm_max"] for n in arm_lengths)
+        assert list(nx.all_simple_paths(g, source, goal)) == [path], "the target is the only directed path"
+        assert all(max(e) < cfg["n_ids"] for e in edges) and junction_of(edges) == ex.junction
+        # the edges are exactly the paths' consecutive pairs, directed along them; nodes are shared only at the
+        # junction
+        assert sorted(edges) == sorted((p[i], p[i + 1]) for p in ex.paths for i in range(len(p) - 1))
+        nodes = [n for p in ex.paths for n in p if n != ex.junction]
+        assert len(nodes) == len(set(nodes)) and all(ex.junction in p for p in ex.paths)
+        assert len(ex.paths) == cfg["degree"] == g.out_degree(ex.junction) and tuple(path) == ex.paths[0]
+        if cfg["kind"] == "path_star":
+            assert source == ex.junction and g.in_degree(source) == 0, "easy: the source is the centre"
+            assert all(len(p) == cfg["path_length"] and p[0] == ex.junction for p in ex.paths)
+            assert g.out_degree(goal) == 0
+        else:
+            for p in ex.paths:
+                assert cfg["min_length"] <= len(p) <= cfg["max_length"]
+                assert p.index(ex.junction) < len(p) - cfg["min_plan"], "at least min_plan nodes follow the junction"
+    prompt_max, target_max = max_lengths(difficulty)
+    assert prompt_max + 2 <= prompt_block and target_max + 2 <= target_block
+
+
+def test_junction_index_is_uniform_over_its_range():
+    # medium, path of n nodes: index uniform on [0, n - 2); pooled over lengths 3..6 the index 0 has probability
+    # (1/1 + 1/2 + 1/3 + 1/4) / 4 = 0.521 (independent computation of the reference generator's distribution)
+    exs = generate_splits("medium", seed=11, sizes={"train": 4000})["train"]
+    zero = sum(p.index(ex.junction) == 0 for ex in exs for p in ex.paths) / (3 * len(exs))
+    assert zero == pytest.approx((1 + 1 / 2 + 1 / 3 + 1 / 4) / 4, abs=0.02)
+    source_is_junction = sum(ex.source == ex.junction for ex in exs) / len(exs)
+    assert source_is_junction == pytest.approx(zero, abs=0.03)
 
 
 def test_generation_is_reproducible_and_seed_dependent():
@@ -37,40 +85,45 @@ def test_generation_is_reproducible_and_seed_dependent():
     assert a == b and a != c
 
 
-def test_path_validator_rejects_wrong_paths():
-    edges = [(0, 1), (1, 2), (1, 3), (2, 4), (3, 5), (1, 6), (6, 7)]
-    assert is_valid_path(edges, 4, 5, [4, 2, 1, 3, 5])
-    assert not is_valid_path(edges, 4, 5, [4, 2, 3, 5])  # not an edge
-    assert not is_valid_path(edges, 4, 5, [4, 2, 1, 3])  # wrong end
-    assert not is_valid_path(edges, 4, 5, [4, 2, 1, 2, 1, 3, 5])  # repeats
-
-
-DOC_PROMPT, DOC_TARGET = "4 17 , 9 4 , 3 4 , 17 2 , 11 9 , 5 3 | 11 2", "11 9 4 17 2"  # junction 4 at index 2
-
-
-@pytest.mark.parametrize("hypothesis,kind", [
-    ("11 9 4 17 2", "exact"), ("11 9 4 3 5", "wrong_arm"), ("11 9 4 3 5 2", "wrong_arm"),
-    ("11 9 4 17", "on_goal_arm"), ("11 9 4 17 2 2", "on_goal_arm"), ("11 9 4 17 5", "on_goal_arm"),
-    ("11 4 17 2", "before_junction"), ("9 4 17 2", "before_junction"), ("", "before_junction"),
-    ("11 9", "before_junction"), ("11 9 3 17 2", "before_junction")])
-def test_failure_kind_locates_the_first_wrong_token_relative_to_the_junction(hypothesis, kind):
-    assert failure_kind(DOC_PROMPT, DOC_TARGET, hypothesis) == kind
+@pytest.mark.parametrize("prompt,target,hypothesis,kind", [
+    (DOC_PROMPT, DOC_TARGET, DOC_TARGET, "exact"),
+    (DOC_PROMPT, DOC_TARGET, "7 0 0 6 6 11 11 19", "wrong_arm"),   # the centre's wrong outgoing edge
+    (DOC_PROMPT, DOC_TARGET, "7 1 1 14 14 2 2 5", "wrong_arm"),
+    (DOC_PROMPT, DOC_TARGET, "7 3 3 9 9 12", "on_goal_arm"),        # too short
+    (DOC_PROMPT, DOC_TARGET, "7 3 3 9 9 12 12 5 5 1", "on_goal_arm"),
+    (DOC_PROMPT, DOC_TARGET, "7 3 9 12 12 5", "on_goal_arm"),       # the choice was right, the chain breaks
+    (DOC_PROMPT, DOC_TARGET, "3 9 9 12 12 5", "before_junction"),
+    (DOC_PROMPT, DOC_TARGET, "", "before_junction"),
+    (MEDIUM_PROMPT, MEDIUM_TARGET, "4 8 8 5 5 1", "wrong_arm"),      # junction at index 1: token 3 is the choice
+    (MEDIUM_PROMPT, MEDIUM_TARGET, "4 8 8 2 2 7", "on_goal_arm"),
+    (MEDIUM_PROMPT, MEDIUM_TARGET, "4 8 8 0 0 7", "wrong_arm"),
+    (MEDIUM_PROMPT, MEDIUM_TARGET, "4 9 8 2 2 6", "before_junction"),
+    (MEDIUM_PROMPT, MEDIUM_TARGET, "4 8 2 2 2 6", "before_junction"),  # token 2 is the junction's second copy
+])
+def test_failure_kind_locates_the_first_wrong_token_relative_to_the_junction(prompt, target, hypothesis, kind):
+    assert failure_kind(prompt, target, hypothesis) == kind
 
 
 def test_failure_report_counts():
-    hyps = ["11 9 4 17 2", "11 9 4 3 5", "11 9 4 3 5 2", "11 4 17 2", "2 9 4 17 11"]
+    hyps = [DOC_TARGET, "7 0 0 6 6 11 11 19", "7 1 1 14 14 2 2 5", "3 9 9 12 12 5", "7 3 3 9 9 12 12 19"]
     report = failure_report([(DOC_PROMPT, DOC_TARGET, h) for h in hyps])
-    assert report == {"exact": 1, "wrong_arm": 2, "before_junction": 2, "on_goal_arm": 0, "total": 5,
-                      "right_length": 3, "source_token_right": 4, "goal_token_right": 3,
-                      "token_accuracy_right_length": round((5 + 3 + 3) / 15, 4)}
+    assert report == {"exact": 1, "wrong_arm": 2, "before_junction": 1, "on_goal_arm": 1, "total": 5,
+                      "right_length": 4, "source_token_right": 4, "goal_token_right": 3,
+                      "token_accuracy_right_length": round((8 + 1 + 2 + 7) / 32, 4)}
     with pytest.raises(ValueError, match="does not pass a junction"):
-        failure_kind("1 2 , 2 3 | 1 3", "1 2 3", "1 3")
+        failure_kind("1 2 2 3 1 3", "1 2 2 3", "1 3")
 
 
-@pytest.mark.parametrize("line", ["1 2 , 2 3", "1 2 , 2 | 1 3", "a b | 1 2"])
+@pytest.mark.parametrize("line", ["1 2 3", "1 2", "a b 1 2"])
 def test_malformed_prompt_is_a_clear_error(line):
-    with pytest.raises(ValueError, match="malformed star-graph prompt .*expected 'u v , u v , ... \\| source goal'"):
+    with pytest.raises(ValueError, match="malformed star-graph prompt .*expected 'u1 v1 u2 v2 ... source goal'"):
         parse_prompt(line)
+
+
+@pytest.mark.parametrize("line", ["1 2 3", "1 2 3 4", "x 2"])
+def test_malformed_target_is_a_clear_error(line):
+    with pytest.raises(ValueError, match="malformed star-graph target .*the path's edges as node pairs"):
+        parse_target(line)
 
 
 def test_make_star_graphs_bad_arguments(tmp_path, capsys):

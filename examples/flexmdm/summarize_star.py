@@ -1,21 +1,26 @@
 #!/usr/bin/env python
-"""Collects the star-graph runs of star_cpu_table.sh into results/flexmdm_star_cpu_<date>.{json,md}.
+"""Collects the star-graph runs of star_cpu_table.sh into results/flexmdm/flexmdm_star_cpu_<tag>_<date>.{json,md,png}.
 
-Arguments: DIFFICULTY:MODEL:CHECKPOINT_DIR ... (each dir holds checkpoint_last.pt and generate.txt).
+Arguments: DIFFICULTY:VARIANT:SEED:RUN_DIR ... Each run dir holds checkpoint_last.pt, generate.txt (the final
+fairseq-generate output), curve/generate_<N>.txt (learning-curve points) and, for insertion models, order.json.
 """
 import argparse
 import datetime
 import json
-import os
-import platform
 import re
+import statistics
 from pathlib import Path
+from typing import Dict, List
 
 import torch
 
 from iterref_fairseq.data.star_graphs import failure_report
+from iterref_fairseq.provenance import run_metadata
 
-NAMES = {"flexmdm": "FlexMDM (uniform order)", "lflexmdm": "LFlexMDM (learned insertion order, b_um = 1)",
+NAMES = {"flexmdm": "FlexMDM (uniform order)", "lflexmdm": "LFlexMDM (b_um = 1, count head, reference regularisers)",
+         "lflexmdm-nocount": "LFlexMDM without the count head",
+         "lflexmdm-v020reg": "LFlexMDM, 0.2.0 regularisers (pooled, linear tail, no KL)",
+         "lflexmdm-v020reg-nocount": "LFlexMDM, 0.2.0 regularisers, no count head",
          "ar": "AR transformer (fairseq, greedy)"}
 
 
@@ -40,67 +45,117 @@ def generate_triples(text: str):
     return [(f["S"], f["T"], f["H"]) for f in fields.values()]
 
 
+def score(path: Path) -> Dict:
+    text = path.read_text()
+    found = re.search(r"^JSON (.*)$", text, re.M)
+    if not found:
+        raise SystemExit(f"{path} has no exact-match JSON line: did fairseq-generate fail?")
+    return {**json.loads(found.group(1)), "failures": failure_report(generate_triples(text))}
+
+
+def collect(spec: str) -> Dict:
+    difficulty, variant, seed, run_dir = spec.split(":", 3)
+    run = Path(run_dir)
+    final = score(run / "generate.txt")
+    params, updates = checkpoint_size(run / "checkpoint_last.pt")
+    curve = []
+    for f in sorted((run / "curve").glob("generate_*.txt"), key=lambda p: int(p.stem.split("_")[1])):
+        s = score(f)
+        curve.append({"updates": int(f.stem.split("_")[1]), "exact_match": s["exact_match"],
+                      "right_length": s["failures"]["right_length"], "wrong_arm": s["failures"]["wrong_arm"],
+                      "total": s["total"]})
+    order = {}
+    if (run / "order.json").exists():
+        o = json.loads((run / "order.json").read_text())
+        order = {"order_corr_reveal": o.get("pearson"), "order_corr_insert": o.get("pearson_insert"),
+                 "order_choice_revealed_last": o.get("choice_revealed_last"),
+                 "order_exact_match_confidence_none": o.get("exact_match")}
+    return {"difficulty": difficulty, "variant": variant, "name": NAMES.get(variant, variant), "seed": int(seed),
+            "exact_match": final["exact_match"], "correct": final["correct"], "total": final["total"],
+            "parameters": params, "updates": updates, "failures": final["failures"], "curve": curve, **order}
+
+
+def fmt(x, spec=".2f"):
+    return "-" if x is None else format(x, spec)
+
+
+def markdown(rows: List[Dict], meta: Dict) -> str:
+    lines = [f"Star-graph exact match (%) on {rows[0]['total']} test graphs, {meta['max_update']} updates per model, "
+             f"batch {meta['batch']} sentences, {meta['sampling_steps']} tau-leaping steps (insertion models, "
+             "confidence top_prob), greedy AR.", "",
+             "| difficulty | model | seed | exact match | right length | wrong arm | parameters | "
+             "corr(insert, dist.) | corr(reveal, dist.) | choice last |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        f = r["failures"]
+        lines.append(f"| {r['difficulty']} | {r['name']} | {r['seed']} | {r['exact_match']:.1f} | "
+                     f"{f['right_length']} | {f['wrong_arm']} | {r['parameters']:,} | "
+                     f"{fmt(r.get('order_corr_insert'))} | {fmt(r.get('order_corr_reveal'))} | "
+                     f"{fmt(r.get('order_choice_revealed_last'))} |")
+    lines += ["", "Learning curves (exact match % at N updates; one column per seed):", "",
+              "| difficulty | model | seed | " + " | ".join(str(p["updates"]) for p in rows[0]["curve"]) + " |",
+              "|---|---|---:|" + "---:|" * len(rows[0]["curve"])]
+    for r in rows:
+        lines.append(f"| {r['difficulty']} | {r['name']} | {r['seed']} | "
+                     + " | ".join(f"{p['exact_match']:.1f}" for p in r["curve"]) + " |")
+    lines += ["", "Right length / wrong arm: counts over the test graphs (wrong arm = right up to the junction, then "
+              "the wrong outgoing edge: the choice that needs look-ahead). Order columns (insertion models, sampled "
+              "without confidence ordering, exactly-correct paths only): Pearson correlation of generation step and "
+              "distance to the junction (ideal -1), and the fraction of paths whose arm choice is revealed last on "
+              "the goal side (ideal 1)."]
+    return "\n".join(lines)
+
+
+def plot(rows: List[Dict], out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    difficulties = sorted({r["difficulty"] for r in rows}, key=["easy", "medium", "hard"].index)
+    fig, axes = plt.subplots(1, len(difficulties), figsize=(4.2 * len(difficulties), 3.2), squeeze=False)
+    for ax, d in zip(axes[0], difficulties):
+        for variant in dict.fromkeys(r["variant"] for r in rows if r["difficulty"] == d):
+            runs = [r for r in rows if r["difficulty"] == d and r["variant"] == variant and r["curve"]]
+            if not runs:
+                continue
+            xs = [p["updates"] for p in runs[0]["curve"]]
+            ys = [statistics.mean(r["curve"][i]["exact_match"] for r in runs if len(r["curve"]) > i)
+                  for i in range(len(xs))]
+            line, = ax.plot(xs, ys, "-o", ms=3, label=NAMES.get(variant, variant).split(" (")[0])
+            for r in runs:
+                ax.plot([p["updates"] for p in r["curve"]], [p["exact_match"] for p in r["curve"]], ":",
+                        color=line.get_color(), lw=0.8)
+        ax.set_title(f"{d} star graphs", fontsize=9)
+        ax.set_xlabel("updates")
+        ax.set_ylabel("exact match % (mean of seeds; dotted: each seed)")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out, dpi=150)
+    plt.close(fig)
+
+
 def main() -> None:
-    p = argparse.ArgumentParser()
-    p.add_argument("runs", nargs="+")
-    p.add_argument("--budget-min", type=float, required=True)
-    p.add_argument("--max-update", type=int, default=None,
-                   help="the update budget per model, when the runs were limited by updates rather than minutes")
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("runs", nargs="+", help="DIFFICULTY:VARIANT:SEED:RUN_DIR")
+    p.add_argument("--max-update", type=int, required=True, help="the update budget of every model")
+    p.add_argument("--batch", type=int, required=True, help="sentences per batch")
     p.add_argument("--tag", default="", help="appended to the output file names (flexmdm_star_cpu_<tag>_<date>)")
-    p.add_argument("--steps", type=int, required=True)
-    p.add_argument("--seed", type=int, required=True)
-    p.add_argument("--out-dir", default="results")
+    p.add_argument("--steps", type=int, required=True, help="tau-leaping steps")
+    p.add_argument("--out-dir", default="results/flexmdm")
     args = p.parse_args()
-    rows = []
-    for spec in args.runs:
-        difficulty, model, ckdir = spec.split(":", 2)
-        text = (Path(ckdir) / "generate.txt").read_text()
-        found = re.search(r"^JSON (.*)$", text, re.M)
-        if not found:
-            raise SystemExit(f"{ckdir}/generate.txt has no exact-match JSON line: did fairseq-generate fail?")
-        em = json.loads(found.group(1))
-        params, updates = checkpoint_size(Path(ckdir) / "checkpoint_last.pt")
-        order = {}
-        if (Path(ckdir) / "order.json").exists():  # written for insertion models (iterref-analyze-star-order)
-            o = json.loads((Path(ckdir) / "order.json").read_text())
-            order = {"order_corr_reveal": o.get("pearson"), "order_corr_insert": o.get("pearson_insert"),
-                     "order_exact_match_confidence_none": o.get("exact_match")}
-        rows.append({"difficulty": difficulty, "model": model, "name": NAMES.get(model, model),
-                     "exact_match": em["exact_match"], "correct": em["correct"], "total": em["total"],
-                     "parameters": params, "updates": updates, **order,
-                     "failures": failure_report(generate_triples(text))})
+    rows = [collect(spec) for spec in args.runs]
     date = datetime.date.today().isoformat()
     out = Path(args.out_dir)
-    out.mkdir(exist_ok=True)
-    meta = {"budget_minutes_per_model": args.budget_min, "max_update_per_model": args.max_update,
-            "sampling_steps": args.steps, "seed": args.seed,
-            "torch": torch.__version__, "hardware": f"{platform.machine()} {platform.processor()}".strip(),
-            "cpu_count": os.cpu_count(), "omp_threads_per_model": os.environ.get("OMP_NUM_THREADS"),
-            "date": date}
+    out.mkdir(parents=True, exist_ok=True)
+    meta = {"max_update": args.max_update, "batch": args.batch, "sampling_steps": args.steps, "date": date,
+            "provenance": run_metadata(seed=sorted({r["seed"] for r in rows}))}
     stem = f"flexmdm_star_cpu_{args.tag + '_' if args.tag else ''}{date}"
     (out / f"{stem}.json").write_text(json.dumps({**meta, "rows": rows}, indent=1))
-    budget = (f"{args.max_update} updates per model (same batch size; at most {args.budget_min:g} CPU minutes)"
-              if args.max_update else f"{args.budget_min:g} CPU minutes per model")
-    lines = [f"Star-graph exact match (%), {budget}, {args.steps} tau-leaping steps "
-             f"(insertion models, confidence top_prob), greedy AR; seed {args.seed}.", "",
-             "| difficulty | model | exact match | correct / total | wrong arm | parameters | updates | "
-             "corr(insert time, dist.) | corr(reveal time, dist.) |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
-
-    def corr(x):
-        return "-" if x is None else f"{x:.2f}"
-
-    for r in rows:
-        lines.append(f"| {r['difficulty']} | {r['name']} | {r['exact_match']:.1f} | {r['correct']} / {r['total']} | "
-                     f"{r['failures']['wrong_arm']} | "
-                     f"{r['parameters']:,} | {r['updates']} | {corr(r.get('order_corr_insert'))} | "
-                     f"{corr(r.get('order_corr_reveal'))} |")
-    lines += ["", "Wrong arm: hypotheses right up to the junction whose next node is wrong (the arm choice). "
-              "Order columns: Pearson correlation between a token's generation step and its distance to the "
-              "junction over the exactly-correct test paths, sampled without confidence ordering (-1: arm ends "
-              "first, junction last, the paper's locally optimal order)."]
-    (out / f"{stem}.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    text = markdown(rows, meta)
+    (out / f"{stem}.md").write_text(text + "\n")
+    if any(r["curve"] for r in rows):
+        plot(rows, out / f"{stem}.png")
+    print(text)
 
 
 if __name__ == "__main__":

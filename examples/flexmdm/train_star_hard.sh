@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Paper-sized run: hard star graphs (5 arms of 6-12 nodes, 56 ids; 50k train / 100 valid / 5k test), FlexMDM vs
+# Paper-sized run: hard star graphs (5 paths of 6-12 nodes crossing one junction, 56 ids; 50k train / 100 valid / 5k test), FlexMDM vs
 # LFlexMDM (b_um fixed to 1, separate auxiliary network: the paper's best configuration) with the `flexmdm` /
 # `lflexmdm` archs (d 768, 12 layers). Needs a GPU; optimiser settings are ours (the paper's are not restated).
 #   bash examples/flexmdm/train_star_hard.sh [flexmdm|lflexmdm]

@@ -4,6 +4,7 @@
 # mgm_grid CKPT DATA OUT NUM_SAMPLES STEPS TRAJ_EVERY BATCH "RATE:INIT ..." [extra evaluate flags]
 #   generates one sample file per mask rate / initialization (OUT/mgm_<rate>_<init>.smi, with trajectories),
 #   scores them all against DATA/train.smi (OUT/table.json + a printed table), and draws
+#   NOVELTY_REFERENCE (environment, optional): a second novelty reference scored beside the training set.
 #   Fig. 5.8 (metrics vs step, first configuration), Fig. 5.3 (Fréchet vs novelty) and Fig. 5.12 (a trajectory).
 #
 # mgm_train_paper DATA SAVE_DIR ARCH [extra fairseq-train flags]
@@ -38,7 +39,9 @@ mgm_grid() {
     files+=("$f")
   done
   log "scoring ${files[*]}"
-  "$PYTHON" -m iterref_fairseq.cli.evaluate_molecules --reference "$data/train.smi" "${files[@]}" \
+  local novelty=()
+  if [ -n "${NOVELTY_REFERENCE:-}" ]; then novelty=(--novelty-reference "$NOVELTY_REFERENCE"); fi
+  "$PYTHON" -m iterref_fairseq.cli.evaluate_molecules --reference "$data/train.smi" "${files[@]}" "${novelty[@]}" \
     --out "$out/table.json" "$@" | grep -v '^{' | tee "$out/table.txt"
   "$PYTHON" -m iterref_fairseq.cli.plot_molecules trajectory --trajectory "${files[0]}.trajectory.jsonl" \
     --index 0 --every 2 --out "$out/fig512_trajectory.png"

@@ -5,8 +5,10 @@
 
 Decodes the split ``--gen-subset`` with the tau-leaping sampler, keeps the exactly-correct paths and relates, for
 every token of such a path, its reveal time (step at which it was unmasked / (steps + 1)) to its distance from the
-junction (hops along the path / path length). The locally optimal order of the paper generates from the arm ends
-towards the junction, i.e. far tokens first: a Pearson correlation of -1. Prints a human summary and one JSON line;
+junction (hops along the path / path length; both tokens of a node in the edge-pair target share it). The locally
+optimal order of the paper generates from the arm ends towards the junction, i.e. far tokens first: a Pearson
+correlation of -1, and on the goal side the arm choice (the node after the junction) last: ``choice_revealed_last``
+is the fraction of correct paths where it is revealed no earlier than every later token (ideal 1.0). Prints a human summary and one JSON line;
 ``--out`` writes the summary with the pairs (JSON) and a markdown table beside it (``.md``); ``--plot`` writes a
 scatter of the pairs with the per-distance mean. CUDA is used when available unless ``--cpu``.
 """
@@ -20,6 +22,7 @@ from typing import Dict, List, Optional, Sequence
 
 import torch
 
+from ..data.star_graphs import token_node_index
 from .common import (CLIError, add_argument, add_data_argument, add_device_arguments, add_gen_subset_argument,
                      add_max_examples_argument, check_out_dir, check_positive, console_main, load_insertion_model,
                      new_parser, provenance, resolve_data)
@@ -29,12 +32,29 @@ logger = logging.getLogger("iterref.analyze_star_order")
 
 
 def order_pairs(path: Sequence[int], junction: int, reveal_steps: Sequence[int], total_steps: int):
-    """[(normalised distance to the junction, normalised reveal time)] for one path."""
+    """[(normalised distance to the junction, normalised reveal time)] for the target tokens of one path.
+
+    ``reveal_steps`` has one entry per target token (the path's edges as node pairs, 2 (len(path) - 1) tokens);
+    token k is node (k + 1) // 2 of the path (``data.star_graphs.token_node_index``), so both tokens of an interior
+    node share its distance |i - j| / (len(path) - 1), j = the junction's index.
+    """
     if junction not in path:
         raise ValueError(f"junction {junction} is not on the path {list(path)}")
+    if len(reveal_steps) != 2 * (len(path) - 1):
+        raise ValueError(f"{len(reveal_steps)} reveal steps for a path of {len(path)} nodes: expected one per target "
+                         f"token, 2 x {len(path) - 1} (the path's edges as node pairs)")
     j = list(path).index(junction)
     span = max(len(path) - 1, 1)
-    return [(abs(i - j) / span, r / total_steps) for i, r in enumerate(reveal_steps)]
+    return [(abs(i - j) / span, r / total_steps) for i, r in zip(token_node_index(len(reveal_steps)), reveal_steps)]
+
+
+def choice_last(path: Sequence[int], junction: int, reveal_steps: Sequence[int]) -> Optional[bool]:
+    """The paper's locally optimal order on the goal side: the arm choice (token 2j + 1, the node that follows the
+    junction) is revealed no earlier than every later node's tokens, i.e. the goal arm is generated from the goal
+    back to the junction. None when nothing follows the choice node."""
+    j = list(path).index(junction)
+    later = [r for i, r in zip(token_node_index(len(reveal_steps)), reveal_steps) if i > j + 1]
+    return reveal_steps[2 * j + 1] >= max(later) if later else None
 
 
 def pearson(xs: Sequence[float], ys: Sequence[float]) -> float:
@@ -63,7 +83,9 @@ def summarize(records: List[Dict]) -> Dict:
         return pairs, (pearson(*zip(*pairs)) if pairs else float("nan")), mean
 
     pairs, pooled, mean = corr("reveal_steps")
+    last = [c for c in (choice_last(r["path"], r["junction"], r["reveal_steps"]) for r in correct) if c is not None]
     out = {"examples": len(records), "exact_match": 100.0 * len(correct) / max(len(records), 1),
+           "choice_revealed_last": sum(last) / len(last) if last else float("nan"),
            "tokens": len(pairs), "pearson": pooled, "mean_per_example_pearson": mean, "pairs": pairs}
     if correct and all("insert_steps" in r for r in correct):
         _, out["pearson_insert"], out["mean_per_example_pearson_insert"] = corr("insert_steps")
@@ -103,12 +125,13 @@ def markdown(meta: Dict, summary: Dict) -> str:
         return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.3f}"
 
     lines = ["| checkpoint | split | examples | exact match % | tokens | pearson (reveal) | mean per example | "
-             "pearson (insert) |", "|" + "---|" * 8,
+             "pearson (insert) | choice revealed last |", "|" + "---|" * 9,
              f"| {meta['checkpoint']} | {meta['subset']} | {summary['examples']} | {summary['exact_match']:.2f} | "
              f"{summary['tokens']} | {fmt(summary['pearson'])} | {fmt(summary['mean_per_example_pearson'])} | "
-             f"{fmt(summary.get('pearson_insert'))} |"]
+             f"{fmt(summary.get('pearson_insert'))} | {fmt(summary['choice_revealed_last'])} |"]
     return "\n".join(lines + ["", f"{meta['sampling_steps']} sampling steps, confidence {meta['confidence']}, "
-                                   f"seed {meta['seed']}; -1 = arm ends first, junction last."])
+                                   f"seed {meta['seed']}; ideal order: pearson -1 (arm ends first, junction last) "
+                                   "and the arm choice revealed last on the goal side (1.0)."])
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -139,7 +162,7 @@ def _main(argv: Optional[List[str]] = None) -> int:
         if out:
             check_out_dir(out)
 
-    from ..data.star_graphs import junction_of, parse_prompt
+    from ..data.star_graphs import junction_of, parse_prompt, parse_target
     from ..generators.tau_leaping import TauLeapingSampler
 
     model, task, device = load_insertion_model(args, args.data, "pass --path CHECKPOINT of a flexmdm / lflexmdm "
@@ -168,7 +191,7 @@ def _main(argv: Optional[List[str]] = None) -> int:
             ref = tgt_dict.string(tgt[tgt.ne(tgt_dict.pad())])
             edges, _source, _goal = parse_prompt(prompt)
             pred = tgt_dict.string(hyp["tokens"].cpu())
-            path = [int(x) for x in ref.split()]
+            path = parse_target(ref)
             records.append({"path": path, "junction": junction_of(edges), "reveal_steps": hyp["reveal_steps"],
                             "insert_steps": hyp["insert_steps"], "total_steps": args.sampling_steps + 1,
                             "correct": pred.split() == ref.split()})
@@ -176,7 +199,7 @@ def _main(argv: Optional[List[str]] = None) -> int:
     print(f"{args.gen_subset}: {summary['examples']} examples, exact match {summary['exact_match']:.2f}%, "
           f"{summary['tokens']} tokens of correct paths; corr(reveal time, distance to junction) = "
           f"{summary['pearson']:.3f} pooled, {summary['mean_per_example_pearson']:.3f} mean per example "
-          "(-1 = arm ends first, junction last)"
+          f"(-1 = arm ends first, junction last); arm choice revealed last in {summary['choice_revealed_last']:.3f}"
           + (f"; insertion steps: {summary['pearson_insert']:.3f}" if "pearson_insert" in summary else ""))
     meta = {"checkpoint": str(args.path), "subset": args.gen_subset, "sampling_steps": args.sampling_steps,
             "confidence": args.confidence, "seed": args.seed, "torch": torch.__version__,

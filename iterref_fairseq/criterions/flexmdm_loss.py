@@ -18,26 +18,33 @@ with lambda^phi = b^phi h_a(t), lambda^theta = b^theta h_a(t), h_a(t) = a t^{a-1
 Joint training without simulation: two noisy samples z1, z2 per sequence (same t). The generator loss is
 (L1 + L2) / 2; the auxiliary network phi gets (i) pathwise gradients through the target rates inside L1, L2 and
 (ii) the leave-one-out REINFORCE term 1/2 (L1 - L2) (log p_phi(z1 | x1) - log p_phi(z2 | x1)) with the closed-form
-state probabilities of ``modules/kumaraswamy.state_log_probs``. The schedule regulariser
-sum_k (mean_i F_i(t_k) - t_k)^2 over a grid of t keeps the *average* schedule near the linear one;
-``--tail-penalty-weight`` adds the per-token tail penalty mean_i [F_i(eps) + 1 - F_i(1 - eps)] (every token should
-neither arrive before eps nor still be absent at 1 - eps, ``--tail-eps``) and ``--kuma-kl-weight`` adds
-mean_i KL(Kuma(a, b_i) || U(0, 1)).
+state probabilities of ``modules/kumaraswamy.state_log_probs``.
 
-Why a per-token tail penalty. The average-CDF regulariser lets single tokens go to extremes as long as others
-compensate. Measured on easy star graphs (tiny models, 2,500 -> 5,000 updates, tail weight 0): phi pushed the two
-goal-arm tokens to the floor b = 0.01, where they are still absent at t = 0.999 with probability 0.93. Their loss
-terms then almost never occur (the REINFORCE term rewards exactly that: a lower loss), and at sampling time they
-must all arrive in the last step -- the learned process has moved the hardest part of the sequence outside the
-training range of t. The tail penalty prices that directly (F_i(1 - eps) = 1 - eps^b: 0.045 at b = 0.01, 0.75 at
-b = 0.3 for eps = 0.01).
+Regularisers of phi (defaults = the reference code's forms and weights, REFERENCE §4; 0.2.0's forms stay as
+named options):
+
+* schedule regulariser (``--schedule-reg-form``): per sequence, sum_k (mean_i F_i(t_k) - t_k)^2 over K = 100
+  stratified random times per step, averaged over sequences -- keeps each sequence's *average* schedule near the
+  linear one (``pooled``: the batch's average on 11 fixed times);
+* tail penalty (``--tail-penalty-form``): per token relu(F_i(eps) - delta)^2 + relu(1 - F_i(1 - eps) - delta)^2,
+  summed over a sequence's tokens (eps = delta = 0.01): no token should arrive before eps or still be absent at
+  1 - eps with more than delta probability (``linear``: mean_i F_i(eps) + 1 - F_i(1 - eps));
+* ``--kuma-kl-weight`` (1.0): per sequence mean_i KL(Kuma(a, b_i) || U(0, 1)); at b = 0.01 it is ~94, so it alone
+  keeps b off its floor.
+
+Why per-token tail terms at all. The average-CDF regulariser lets single tokens go to extremes as long as others
+compensate. Measured on the 0.2.0 star graphs (tiny models, 2,500 -> 5,000 updates, no tail term, no KL): phi
+pushed the two goal-arm tokens to the floor b = 0.01, where they are still absent at t = 0.999 with probability
+0.93. Their loss terms then almost never occur (the REINFORCE term rewards exactly that: a lower loss), and at
+sampling time they must all arrive in the last step -- the learned process has moved the hardest part of the
+sequence outside the training range of t.
 
 Remaining-count head (LFlexMDM only; see ``models/flexmdm.py``): (1 / L_max) sum_gaps D(n_gap, c^theta) with
 n_gap the number of tokens still to insert, added to the generator loss but not to the per-sample losses of the
 REINFORCE term.
 """
 from dataclasses import dataclass, field
-from typing import Dict
+from typing import Dict, Optional
 
 import torch
 import torch.nn.functional as F
@@ -121,31 +128,92 @@ def reinforce_term(losses, log_probs) -> torch.Tensor:
     return 0.5 * (l1 - l2).detach() * (p1 - p2)
 
 
-def schedule_regularizer(a: float, b: torch.Tensor, mask: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
-    """sum_k (mean_i F_i(t_k) - t_k)^2 over tokens i (``mask`` (B, L)) and grid points t_k (K,)."""
+SCHEDULE_REG_FORMS = ("per_sequence", "pooled")
+TAIL_PENALTY_FORMS = ("squared_relu", "linear")
+POOLED_GRID = (1e-2, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.99)  # the 0.2.0 form's fixed grid
+GRID_EPS = 1e-4  # the reference code's time range [eps, 1 - eps] for its regulariser grid
+
+
+def stratified_grid(k: int, generator: Optional[torch.Generator] = None, dtype=torch.float32,
+                    device=None) -> torch.Tensor:
+    """k points, one uniform draw in each of k equal cells of [eps, 1 - eps] (the reference's "antithetic" grid).
+
+    Example, k = 4, eps -> 0: cells [0, .25), [.25, .5), [.5, .75), [.75, 1); u = (.5, .1, .9, .3) gives
+    (.125, .275, .725, .825).
+    """
+    u = torch.rand(k, generator=generator, dtype=dtype, device=device)
+    return GRID_EPS + (torch.arange(k, dtype=dtype, device=device) + u) * (1.0 - 2 * GRID_EPS) / k
+
+
+def schedule_regularizer(a: float, b: torch.Tensor, mask: torch.Tensor, grid: torch.Tensor,
+                         form: str = "per_sequence") -> torch.Tensor:
+    """Keeps the average schedule near the linear one. ``b`` (B, L) with ``mask`` (B, L) marking the tokens; ``grid``
+    (K,) times.
+
+    * ``per_sequence`` (the reference's): mean over sequences s of sum_k (mean_{i in s} F_i(t_k) - t_k)^2;
+    * ``pooled`` (0.2.0's): sum_k (mean over all tokens of the batch of F_i(t_k) - t_k)^2.
+    """
     cdf = kuma.cdf(grid.view(1, 1, -1), a, b.unsqueeze(-1))  # (B, L, K)
-    mean = (cdf * mask.unsqueeze(-1)).sum((0, 1)) / mask.sum().clamp(min=1)
-    return ((mean - grid) ** 2).sum()
+    m = mask.unsqueeze(-1).to(cdf)
+    if form == "per_sequence":
+        mean = (cdf * m).sum(1) / m.sum(1).clamp(min=1)  # (B, K)
+        return ((mean - grid) ** 2).sum(-1).mean()
+    if form == "pooled":
+        mean = (cdf * m).sum((0, 1)) / m.sum().clamp(min=1)
+        return ((mean - grid) ** 2).sum()
+    raise ValueError(f"--schedule-reg-form must be one of {', '.join(SCHEDULE_REG_FORMS)}, got {form!r}")
 
 
-def tail_penalty(a: float, b: torch.Tensor, mask: torch.Tensor, eps: float) -> torch.Tensor:
-    """mean_i [F_i(eps) + 1 - F_i(1 - eps)] over tokens i (``mask`` (B, L)): mass of each schedule in the tails."""
+def tail_penalty(a: float, b: torch.Tensor, mask: torch.Tensor, eps: float, delta: float = 0.01,
+                 form: str = "squared_relu") -> torch.Tensor:
+    """Per-token mass of each schedule in the tails [0, eps) and (1 - eps, 1]; ``b``, ``mask`` (B, L).
+
+    * ``squared_relu`` (the reference's): mean over sequences of sum_i relu(F_i(eps) - delta)^2
+      + relu(1 - F_i(1 - eps) - delta)^2, zero while both tails hold at most delta (at a = 1, eps = delta = 0.01
+      F(eps) <= delta needs b <= 1 and eps^b <= delta needs b >= 1: the minimum is b = 1, the linear schedule);
+    * ``linear`` (0.2.0's): mean over tokens of F_i(eps) + 1 - F_i(1 - eps) (no delta; at a = 1, eps = 0.01 it is
+      1 - 0.99^b + 0.01^b, minimal at b = log(log 0.01 / log 0.99) / log(0.99 / 0.01) ~ 1.33, so it pushes every
+      insertion earlier).
+    """
     ends = torch.tensor([eps, 1.0 - eps], dtype=b.dtype, device=b.device)
     cdf = kuma.cdf(ends.view(1, 1, 2), a, b.unsqueeze(-1))  # (B, L, 2)
-    per_token = cdf[..., 0] + 1.0 - cdf[..., 1]
-    return (per_token * mask).sum() / mask.sum().clamp(min=1)
+    m = mask.to(cdf)
+    if form == "squared_relu":
+        per_token = F.relu(cdf[..., 0] - delta) ** 2 + F.relu(1.0 - cdf[..., 1] - delta) ** 2
+        return (per_token * m).sum(1).mean()
+    if form == "linear":
+        per_token = cdf[..., 0] + 1.0 - cdf[..., 1]
+        return (per_token * m).sum() / m.sum().clamp(min=1)
+    raise ValueError(f"--tail-penalty-form must be one of {', '.join(TAIL_PENALTY_FORMS)}, got {form!r}")
+
+
+def kuma_kl(a: float, b: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean over sequences of mean_i KL(Kumaraswamy(a, b_i) || U(0, 1)) (the reference's reduction)."""
+    m = mask.to(b)
+    return ((kuma.kl_to_uniform(a, b) * m).sum(1) / m.sum(1).clamp(min=1)).mean()
 
 
 @dataclass
 class FlexMDMLossConfig(FairseqDataclass):
     schedule_reg_weight: float = field(
         default=1.0, metadata={"help": "weight of the schedule regulariser sum_k (mean_i F_i(t_k) - t_k)^2 (LFlexMDM)"})
+    schedule_reg_form: ChoiceEnum(list(SCHEDULE_REG_FORMS)) = field(
+        default="per_sequence", metadata={"help": "per_sequence: the reference's (per sequence, on "
+                                                  "--schedule-reg-points stratified random times per step); "
+                                                  "pooled: 0.2.0's (over the batch, 11 fixed times)"})
+    schedule_reg_points: int = field(
+        default=100, metadata={"help": "grid size K of the per_sequence schedule regulariser (reference: 100)"})
     tail_penalty_weight: float = field(
-        default=1.0, metadata={"help": "weight of the per-token tail penalty mean_i [F_i(eps) + 1 - F_i(1 - eps)] "
-                                       "(LFlexMDM; 0 = off)"})
+        default=1.0, metadata={"help": "weight of the per-token tail penalty (LFlexMDM; 0 = off)"})
+    tail_penalty_form: ChoiceEnum(list(TAIL_PENALTY_FORMS)) = field(
+        default="squared_relu", metadata={"help": "squared_relu: the reference's sum_i relu(F_i(eps) - delta)^2 + "
+                                                  "relu(1 - F_i(1 - eps) - delta)^2; linear: 0.2.0's "
+                                                  "mean_i F_i(eps) + 1 - F_i(1 - eps)"})
     tail_eps: float = field(default=0.01, metadata={"help": "eps of the tail penalty, in (0, 0.5)"})
+    tail_delta: float = field(default=0.01, metadata={"help": "delta of the squared_relu tail penalty, in [0, 1)"})
     kuma_kl_weight: float = field(
-        default=0.0, metadata={"help": "weight of mean_i KL(Kumaraswamy(a, b_i) || U(0, 1)) (LFlexMDM)"})
+        default=1.0, metadata={"help": "weight of mean_i KL(Kumaraswamy(a, b_i) || U(0, 1)) (LFlexMDM; the "
+                                       "reference's default 1.0; 0 = off, 0.2.0's default)"})
     no_reinforce: bool = field(
         default=False, metadata={"help": "drop the REINFORCE term (phi then learns from pathwise gradients only)"})
     t_max: float = field(default=0.999, metadata={"help": "training times t ~ U(0, t_max); the rates diverge at 1"})
@@ -160,12 +228,26 @@ class FlexMDMLossConfig(FairseqDataclass):
 
 @register_criterion("flexmdm_loss", dataclass=FlexMDMLossConfig)
 class FlexMDMLoss(FairseqCriterion):
-    def __init__(self, task, schedule_reg_weight, kuma_kl_weight, no_reinforce, t_max, insertion_norm=0,
-                 t_sampling="stratified", tail_penalty_weight=1.0, tail_eps=0.01):
+    def __init__(self, task, schedule_reg_weight=1.0, kuma_kl_weight=1.0, no_reinforce=False, t_max=0.999,
+                 insertion_norm=0, t_sampling="stratified", tail_penalty_weight=1.0, tail_eps=0.01,
+                 schedule_reg_form="per_sequence", schedule_reg_points=100, tail_penalty_form="squared_relu",
+                 tail_delta=0.01):
         super().__init__(task)
         if not 0.0 < tail_eps < 0.5:
             raise ValueError(f"--tail-eps must be in (0, 0.5), got {tail_eps}")
-        self.tail_w, self.tail_eps = float(tail_penalty_weight), float(tail_eps)
+        if not 0.0 <= tail_delta < 1.0:
+            raise ValueError(f"--tail-delta must be in [0, 1), got {tail_delta}")
+        if str(schedule_reg_form) not in SCHEDULE_REG_FORMS:
+            raise ValueError(f"--schedule-reg-form must be one of {', '.join(SCHEDULE_REG_FORMS)}, "
+                             f"got {schedule_reg_form!r}")
+        if str(tail_penalty_form) not in TAIL_PENALTY_FORMS:
+            raise ValueError(f"--tail-penalty-form must be one of {', '.join(TAIL_PENALTY_FORMS)}, "
+                             f"got {tail_penalty_form!r}")
+        if schedule_reg_points < 1:
+            raise ValueError(f"--schedule-reg-points must be >= 1, got {schedule_reg_points}")
+        self.tail_w, self.tail_eps, self.tail_delta = float(tail_penalty_weight), float(tail_eps), float(tail_delta)
+        self.reg_form, self.reg_points, self.tail_form = str(schedule_reg_form), int(schedule_reg_points), \
+            str(tail_penalty_form)
         self.t_sampling = str(t_sampling)
         if insertion_norm < 0:
             raise ValueError(f"--insertion-norm must be >= 0, got {insertion_norm}")
@@ -173,7 +255,13 @@ class FlexMDMLoss(FairseqCriterion):
         if not 0.0 < t_max < 1.0:
             raise ValueError(f"--t-max must be in (0, 1), got {t_max}")
         self.reg_w, self.kl_w, self.reinforce, self.t_max = schedule_reg_weight, kuma_kl_weight, not no_reinforce, t_max
-        self.register_buffer("grid", torch.tensor([1e-2, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.99]))
+        self.register_buffer("grid", torch.tensor(POOLED_GRID))
+
+    def regularizer_grid(self, like: torch.Tensor) -> torch.Tensor:
+        """The grid of this step: fresh stratified times (per_sequence) or the fixed grid (pooled)."""
+        if self.reg_form == "per_sequence":
+            return stratified_grid(self.reg_points, dtype=like.dtype, device=like.device)
+        return self.grid.to(like)
 
     def forward(self, model, sample, reduce=True):
         if "target" not in sample or sample["target"] is None:
@@ -206,19 +294,19 @@ class FlexMDMLoss(FairseqCriterion):
                 surrogate = reinforce_term(row_losses, logps).mean()
                 loss = loss + surrogate
                 logging_output["reinforce"] = float(surrogate.detach())
-            reg = schedule_regularizer(a, b_in, content, self.grid.to(b_in))
-            if spec["learn_unmask"]:
-                reg = reg + schedule_regularizer(a, b_um, content, self.grid.to(b_in))
+            learned = [b_in, b_um] if spec["learn_unmask"] else [b_in]  # a fixed b_um = 1 has nothing to regularise
+            grid = self.regularizer_grid(b_in)
+            reg = sum(schedule_regularizer(a, b, content, grid, self.reg_form) for b in learned)
             loss = loss + self.reg_w * reg
             reported = reported + self.reg_w * reg.detach()
             if self.kl_w > 0:
-                kl = kuma.kl_to_uniform(a, b_in)[content].mean()
+                kl = sum(kuma_kl(a, b, content) for b in learned)
                 loss = loss + self.kl_w * kl
                 reported = reported + self.kl_w * kl.detach()
+                logging_output["kuma_kl"] = float(kl.detach())
             if self.tail_w > 0:
-                tail = tail_penalty(a, b_in, content, self.tail_eps)
-                if spec["learn_unmask"]:
-                    tail = tail + tail_penalty(a, b_um, content, self.tail_eps)
+                tail = sum(tail_penalty(a, b, content, self.tail_eps, self.tail_delta, self.tail_form)
+                           for b in learned)
                 loss = loss + self.tail_w * tail
                 reported = reported + self.tail_w * tail.detach()
                 logging_output["tail"] = float(tail.detach())
@@ -230,7 +318,7 @@ class FlexMDMLoss(FairseqCriterion):
     @staticmethod
     def reduce_metrics(logging_outputs) -> None:
         log_means(logging_outputs, ("loss", "nll_loss", "um_loss", "in_loss", "count_loss", "sched_reg", "tail",
-                                    "b_in_mean", "reinforce"),
+                                    "kuma_kl", "b_in_mean", "reinforce"),
                   present_only=True)
 
     @staticmethod

@@ -160,7 +160,9 @@ class FlexMDMModel(HubLoadable, BaseFairseqModel):  # HubLoadable: fairseq-style
             else:
                 raise ValueError(f"--aux-backbone must be 'separate' or 'shared', got {args.aux_backbone!r}")
             self.aux_head = _rate_head(aux_dim, 2)
-        self.count_head = _rate_head(dim, 1) if self.learned_order else None
+        # remaining-count head (a deviation, see the module docstring); --no-count-head = the paper's sampler, whose
+        # last step inserts round(b_in^theta) masks per gap
+        self.count_head = _rate_head(dim, 1) if self.learned_order and not args.no_count_head else None
 
     # ------------------------------------------------------------------ construction
     @staticmethod
@@ -184,6 +186,9 @@ class FlexMDMModel(HubLoadable, BaseFairseqModel):  # HubLoadable: fairseq-style
         parser.add_argument("--aux-layers", type=int, metavar="N", help="layers of a separate auxiliary network")
         parser.add_argument("--aux-embed-dim", type=int, metavar="N", help="width of a separate auxiliary network")
         parser.add_argument("--aux-attention-heads", type=int, metavar="N", help="heads of the auxiliary network")
+        parser.add_argument("--no-count-head", action="store_true", default=None,
+                            help="LFlexMDM without the remaining-count head (an ablation: the last sampling step then "
+                                 "inserts round(b_in^theta) masks per gap, as in the paper's sampler)")
 
     @classmethod
     def build_model(cls, args, task):
@@ -334,6 +339,7 @@ def flexmdm_base(args):
     args.kuma_a = getattr(args, "kuma_a", None) or 1.0
     args.learned_order = bool(getattr(args, "learned_order", False))
     args.learn_unmask_order = bool(getattr(args, "learn_unmask_order", False))
+    args.no_count_head = bool(getattr(args, "no_count_head", False))
     args.aux_backbone = getattr(args, "aux_backbone", None) or "separate"
     args.aux_layers = getattr(args, "aux_layers", None) or max(1, args.decoder_layers // 2)
     args.aux_embed_dim = getattr(args, "aux_embed_dim", None) or args.decoder_embed_dim

@@ -1,0 +1,282 @@
+"""Reference conformers for the ``conformer`` task (thesis ch. 6; REFERENCE §6, §7): QM9 geometries and SDF files.
+
+One reference conformer per molecule, heavy atoms only (the thesis's CVGAE models heavy atoms; hydrogens are
+implicit). Two sources:
+
+* QM9 from the ``qm9pack`` wheel: each row has the SMILES and the DFT geometry of every atom (``XYZ_Ang``, H
+  included). The molecule is rebuilt with RDKit's own tools: connectivity from the coordinates
+  (``rdDetermineBonds.DetermineConnectivity``), bond orders and charges from the SMILES as a template
+  (``AssignBondOrdersFromTemplate``), hydrogen counts from the geometry; then the result must be the same molecule
+  as the SMILES (canonical SMILES without stereo), so a geometry whose hydrogens sit elsewhere (another tautomer)
+  is rejected too; stereo is taken from the 3-D geometry. A molecule whose geometry does not have the SMILES's
+  connectivity (QM9 has some that rearranged during relaxation) is rejected with the reason.
+* any SDF with 3-D coordinates (e.g. ``Contrib/PBF/testData/egfr.sdf`` inside the rdkit wheel).
+
+Every rejected molecule is counted by reason (:class:`Rejections`), never dropped silently.
+"""
+import glob
+import json
+import os
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+
+REJECT_REASONS = {
+    "xyz_unreadable": "the XYZ geometry could not be read (atom count / element list mismatch)",
+    "smiles_unreadable": "RDKit could not parse the SMILES",
+    "connectivity_differs": "the bonds perceived from the geometry do not match the SMILES's graph",
+    "molecule_differs": "the rebuilt molecule is not the SMILES's molecule",
+    "sdf_unreadable": "RDKit could not read the SDF record",
+    "no_3d_coordinates": "the record has no 3-D conformer",
+    "no_heavy_atoms": "the molecule has no heavy atoms (hydrogens only)",
+    "too_many_atoms": "more heavy atoms than --max-atoms",
+    "too_few_atoms": "fewer than 2 heavy atoms (no geometry to predict)",
+}
+
+
+@dataclass
+class Rejections:
+    """Counts of rejected molecules by reason, with a few examples each."""
+    counts: Counter = field(default_factory=Counter)
+    examples: Dict[str, List[str]] = field(default_factory=dict)
+
+    def add(self, reason: str, example: str) -> None:
+        if reason not in REJECT_REASONS:
+            raise KeyError(f"unknown rejection reason {reason!r}")
+        self.counts[reason] += 1
+        self.examples.setdefault(reason, [])
+        if len(self.examples[reason]) < 5:
+            self.examples[reason].append(example)
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def to_json(self) -> Dict:
+        return {r: {"count": n, "meaning": REJECT_REASONS[r], "examples": self.examples[r]}
+                for r, n in sorted(self.counts.items())}
+
+
+@dataclass(frozen=True)
+class QM9Record:
+    index: int
+    smiles: str
+    elements: Tuple[str, ...]
+    xyz: Tuple[Tuple[float, float, float], ...]  # Angstrom, one row per atom (H included)
+
+
+def qm9_csv_files() -> List[str]:
+    try:
+        import qm9pack
+    except ImportError:
+        raise RuntimeError("qm9pack is not installed: pip install qm9pack==1.0.3") from None
+    files = sorted(glob.glob(os.path.join(os.path.dirname(qm9pack.__file__), "data", "qm9_part*.csv")))
+    if not files:
+        raise RuntimeError("qm9pack has no data/qm9_part*.csv files; reinstall it: "
+                           "pip install --force-reinstall qm9pack==1.0.3")
+    return files
+
+
+def parse_xyz(text: str) -> Tuple[Tuple[float, float, float], ...]:
+    """``XYZ_Ang`` of qm9pack: a JSON list of [x, y, z]; QM9's original files write some small numbers in
+    Mathematica's ``1.5*^-6`` form, read here as 1.5e-6. () when unreadable (counted as ``xyz_unreadable``)."""
+    import ast
+
+    try:  # a Python literal rather than JSON: some rows write "0." and "1."
+        rows = ast.literal_eval(text.replace("*^", "e"))
+        return tuple(tuple(float(v) for v in row) for row in rows) if all(len(r) == 3 for r in rows) else ()
+    except (ValueError, TypeError, SyntaxError):
+        return ()
+
+
+def read_qm9_rows(files: Optional[Sequence[str]] = None) -> List[Tuple[int, str, str, str]]:
+    """(index, SMILES, elements, XYZ) of every molecule of the qm9pack CSV parts, unparsed (cheap to shuffle)."""
+    import pandas as pd
+
+    rows = []
+    for f in files or qm9_csv_files():
+        df = pd.read_csv(f, usecols=["Index", "SMILES", "Elements", "XYZ_Ang"], dtype=str)
+        rows += list(zip(df["Index"].astype(int), df["SMILES"], df["Elements"], df["XYZ_Ang"]))
+    return rows
+
+
+def record_from_row(row: Tuple[int, str, str, str]) -> QM9Record:
+    """Column ``Elements`` is a Python-style list of symbols, ``XYZ_Ang`` a list of [x, y, z] (:func:`parse_xyz`)."""
+    import ast
+
+    index, smiles, elements, xyz = row
+    try:
+        symbols = tuple(str(e) for e in ast.literal_eval(elements))
+    except (ValueError, SyntaxError):
+        symbols = ()
+    return QM9Record(int(index), str(smiles), symbols, parse_xyz(str(xyz)))
+
+
+def read_qm9_records(files: Optional[Sequence[str]] = None) -> Iterator[QM9Record]:
+    """Every molecule of the qm9pack CSV parts, in file order."""
+    for row in read_qm9_rows(files):
+        yield record_from_row(row)
+
+
+def _xyz_block(elements: Sequence[str], xyz: Sequence[Sequence[float]]) -> str:
+    rows = [f"{e} {x:.10f} {y:.10f} {z:.10f}" for e, (x, y, z) in zip(elements, xyz)]
+    return f"{len(rows)}\n\n" + "\n".join(rows) + "\n"
+
+
+# bond perception from distances. RDKit's default (connect-the-dots: covalent radii plus a tolerance) bonds the
+# bridgeheads of bicyclo[1.1.1] rings (1.87 A apart; 79 of the first 3,000 QM9 molecules), so when the bond count
+# differs from the SMILES's the perception is repeated with d(i, j) < f (r_i + r_j) for stricter f (every ordinary
+# bond, C-C 1.54 A, stays under 1.1 x 1.52 = 1.67 A)
+PERCEPTION_ATTEMPTS = ({}, {"useVdw": True, "covFactor": 1.2}, {"useVdw": True, "covFactor": 1.1})
+
+
+def canonical_no_stereo(mol) -> str:
+    from rdkit import Chem
+
+    return Chem.MolToSmiles(mol, isomericSmiles=False)
+
+
+def mol_from_qm9(record: QM9Record) -> Tuple[Optional[object], Optional[str]]:
+    """(heavy-atom RDKit molecule with one 3-D conformer, None) or (None, rejection reason)."""
+    from rdkit import Chem, RDLogger
+    from rdkit.Chem import AllChem, rdDetermineBonds
+
+    RDLogger.DisableLog("rdApp.*")
+    if len(record.elements) != len(record.xyz) or not record.elements:
+        return None, "xyz_unreadable"
+    template = Chem.MolFromSmiles(record.smiles)
+    if template is None:
+        return None, "smiles_unreadable"
+    Chem.Kekulize(template, clearAromaticFlags=True)  # the template match works on Kekulé bonds
+    block = _xyz_block(record.elements, record.xyz)
+    if Chem.MolFromXYZBlock(block) is None:
+        return None, "xyz_unreadable"
+    for attempt in PERCEPTION_ATTEMPTS:
+        raw = Chem.MolFromXYZBlock(block)
+        try:
+            rdDetermineBonds.DetermineConnectivity(raw, **attempt)
+        except (ValueError, RuntimeError):
+            continue
+        heavy = Chem.RemoveHs(raw, sanitize=False)  # keeps the heavy atoms' order
+        if heavy.GetNumBonds() == template.GetNumBonds():
+            break
+    else:
+        return None, "connectivity_differs"
+    # hydrogens per heavy atom as the geometry has them
+    h_counts = [sum(n.GetAtomicNum() == 1 for n in a.GetNeighbors()) for a in raw.GetAtoms() if a.GetAtomicNum() != 1]
+    for atom in heavy.GetAtoms():
+        atom.SetNoImplicit(False)  # let the template's sanitization place the hydrogens
+    try:
+        mol = AllChem.AssignBondOrdersFromTemplate(template, heavy)
+    except (ValueError, RuntimeError):
+        return None, "connectivity_differs"
+    for atom, h in zip(mol.GetAtoms(), h_counts):
+        atom.SetNumExplicitHs(h)
+        atom.SetNoImplicit(True)
+    try:
+        Chem.SanitizeMol(mol)
+    except (ValueError, RuntimeError):
+        return None, "molecule_differs"
+    if canonical_no_stereo(mol) != canonical_no_stereo(Chem.MolFromSmiles(record.smiles)):
+        return None, "molecule_differs"
+    Chem.AssignStereochemistryFrom3D(mol)
+    mol.SetProp("_Name", f"qm9_{record.index}")
+    mol.SetProp("smiles", record.smiles)
+    return mol, None
+
+
+def check_heavy_molecule(mol, max_atoms: int) -> Optional[str]:
+    """Rejection reason for a heavy-atom molecule, or None."""
+    n = sum(a.GetAtomicNum() > 1 for a in mol.GetAtoms())  # RemoveHs keeps hydrogens bonded to hydrogens
+    if n == 0:
+        return "no_heavy_atoms"
+    if n < 2:
+        return "too_few_atoms"
+    if n > max_atoms:
+        return "too_many_atoms"
+    return None
+
+
+def qm9_molecules(max_atoms: int, rejections: Rejections, limit: Optional[int] = None, seed: int = 1,
+                  progress: bool = True) -> List[object]:
+    """QM9 molecules with their DFT geometry, heavy atoms only, in a seeded random order; ``limit`` stops after
+    that many kept molecules (CPU sizes)."""
+    rows = read_qm9_rows()
+    random.Random(seed).shuffle(rows)
+    kept = []
+    it: Iterable = rows
+    if progress:
+        from tqdm import tqdm
+
+        it = tqdm(rows, desc="QM9 geometries", mininterval=2.0)
+    for row in it:
+        rec = record_from_row(row)
+        mol, reason = mol_from_qm9(rec)
+        reason = reason or check_heavy_molecule(mol, max_atoms)
+        if reason:
+            rejections.add(reason, f"qm9_{rec.index} {rec.smiles}")
+            continue
+        kept.append(mol)
+        if limit is not None and len(kept) >= limit:
+            break
+    return kept
+
+
+def sdf_molecules(path: str, max_atoms: int, rejections: Rejections) -> List[object]:
+    """Molecules of an SDF with 3-D coordinates, heavy atoms only (records in file order)."""
+    from rdkit import Chem, RDLogger
+
+    RDLogger.DisableLog("rdApp.*")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"--sdf {path}: no such file")
+    kept = []
+    for k, mol in enumerate(Chem.SDMolSupplier(path, removeHs=False, sanitize=True)):
+        name = f"{os.path.basename(path)}#{k}"
+        if mol is None:
+            rejections.add("sdf_unreadable", name)
+            continue
+        name = mol.GetProp("_Name") if mol.HasProp("_Name") and mol.GetProp("_Name").strip() else name
+        if mol.GetNumConformers() == 0 or not mol.GetConformer().Is3D():
+            rejections.add("no_3d_coordinates", name)
+            continue
+        heavy = Chem.RemoveHs(mol)
+        reason = check_heavy_molecule(heavy, max_atoms)
+        if reason:
+            rejections.add(reason, name)
+            continue
+        heavy.SetProp("_Name", name)
+        heavy.SetProp("smiles", Chem.MolToSmiles(heavy))
+        kept.append(heavy)
+    return kept
+
+
+def split_molecules(mols: Sequence[object], valid: int, test: int) -> Dict[str, List[object]]:
+    """valid = the first ``valid``, test = the next ``test``, train = the rest (``mols`` already shuffled)."""
+    if valid + test > len(mols):
+        raise ValueError(f"--valid-size + --test-size ({valid + test}) exceed the {len(mols)} molecules kept")
+    return {"train": list(mols[valid + test:]), "valid": list(mols[:valid]), "test": list(mols[valid:valid + test])}
+
+
+def write_sdf(path: str, mols: Iterable[object]) -> int:
+    from rdkit import Chem
+
+    n = 0
+    with Chem.SDWriter(path) as w:
+        for mol in mols:
+            w.write(mol)
+            n += 1
+    return n
+
+
+def read_sdf(path: str) -> List[object]:
+    """Molecules of a prepared split (heavy atoms, one conformer each); raises ValueError naming a bad record."""
+    from rdkit import Chem
+
+    mols = []
+    for k, mol in enumerate(Chem.SDMolSupplier(path, removeHs=False)):
+        if mol is None or mol.GetNumConformers() == 0:
+            raise ValueError(f"{path}: record {k} is unreadable or has no coordinates; rewrite the file with "
+                             "scripts/prepare_conformers.py")
+        mols.append(mol)
+    return mols
