@@ -142,3 +142,47 @@ def test_prepare_script_bad_input_is_one_clear_message(tmp_path, bad_sdf, capsys
     assert "kept 1, rejected 4" in out and "rejected 1: the record has no 3-D conformer (e.g. benzene_2d)" in out
     summary = json.loads((tmp_path / "o" / "prepare.json").read_text())
     assert summary["rejected_by_reason"]["no_heavy_atoms"]["examples"] == ["dihydrogen"]
+
+
+# ------------------------------------------------------------------ features (the reference code's layout)
+def test_atom_and_pair_features_of_a_hand_checked_molecule():
+    from iterref_fairseq.data.conformers import atom_features, node_feature_dim, pair_features
+
+    mol = Chem.MolFromSmiles("OC1CC1")  # O0 - C1, ring C1 C2 C3
+    nodes, unknown = atom_features(mol, "qm9")
+    assert nodes.shape == (4, 22) == (4, node_feature_dim("qm9")) and not unknown
+    # [C N O F | SP SP2 SP3 | Z, degree, charge, H, implicit valence, radicals, aromatic | rings 3..8 | R S]
+    assert nodes[0].tolist() == [0, 0, 1, 0, 0, 0, 1, 8, 1, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+    assert nodes[1].tolist() == [1, 0, 0, 0, 0, 0, 1, 6, 3, 0, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0]
+    assert nodes[2].tolist() == [1, 0, 0, 0, 0, 0, 1, 6, 2, 0, 2, 2, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0]
+    pairs = pair_features(mol)
+    # [single double triple aromatic | Z E | conjugated, bond in ring | same ring | graph distance]
+    assert pairs[0, 1].tolist() == [1, 0, 0, 0, 0, 0, 0, 0, 0, 1]
+    assert pairs[1, 2].tolist() == [1, 0, 0, 0, 0, 0, 0, 1, 1, 1]
+    assert pairs[0, 2].tolist() == [0, 0, 0, 0, 0, 0, 0, 0, 0, 2]
+    assert pairs[2, 3].tolist() == pairs[3, 2].tolist() == [1, 0, 0, 0, 0, 0, 0, 1, 1, 1]
+    assert not pairs[np.arange(4), np.arange(4)].any()
+
+
+def test_features_of_aromatic_stereo_and_unknown_elements():
+    from iterref_fairseq.data.conformers import atom_features, pair_features
+
+    mol = Chem.AddHs(Chem.MolFromSmiles("F/C=C/c1ccc(Cl)cc1"))
+    AllChem.EmbedMolecule(mol, randomSeed=3)
+    mol = Chem.RemoveHs(mol)
+    nodes, unknown = atom_features(mol, "qm9")
+    assert unknown == {"Cl": 1}, "Cl is outside QM9's elements: zero one-hot, reported"
+    cl = next(a.GetIdx() for a in mol.GetAtoms() if a.GetSymbol() == "Cl")
+    assert not nodes[cl, :4].any() and nodes[cl, 7] == 17
+    ring = [a.GetIdx() for a in mol.GetAtoms() if a.GetIsAromatic()]
+    assert all(nodes[i, 13] == 1 and nodes[i, 17] == 1 and nodes[i, 5] == 1 for i in ring)  # aromatic, 6-ring, SP2
+    pairs = pair_features(mol)
+    double = next(b for b in mol.GetBonds() if str(b.GetBondType()) == "DOUBLE")
+    i, j = double.GetBeginAtomIdx(), double.GetEndAtomIdx()
+    assert pairs[i, j, 1] == 1 and pairs[i, j, 5] == 1 and pairs[i, j, 4] == 0, "E double bond from the 3-D geometry"
+    a, b = ring[0], ring[3]
+    assert pairs[a, b, 8] == 1 and pairs[a, b, :4].sum() == 0 and pairs[a, b, 9] == 3  # para positions
+    cod, unknown = atom_features(mol, "cod")
+    assert not unknown and cod[cl, 4] == 1
+    with pytest.raises(ValueError, match="unknown element set 'csd'; choose one of qm9, cod"):
+        atom_features(mol, "csd")

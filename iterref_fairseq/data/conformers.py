@@ -15,12 +15,14 @@ implicit). Two sources:
 Every rejected molecule is counted by reason (:class:`Rejections`), never dropped silently.
 """
 import glob
-import json
 import os
 import random
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+
+if TYPE_CHECKING:
+    import numpy as np
 
 REJECT_REASONS = {
     "xyz_unreadable": "the XYZ geometry could not be read (atom count / element list mismatch)",
@@ -280,3 +282,96 @@ def read_sdf(path: str) -> List[object]:
                              "scripts/prepare_conformers.py")
         mols.append(mol)
     return mols
+
+
+# ---------------------------------------------------------------------------------------------------- features
+# Node and pair features of the reference code (nyu-dl/dl4chem-geometry, QM9_featurize.py / COD_featurize.py; the
+# thesis names none): heavy atoms, hydrogens only as a count.
+ELEMENTS = {"qm9": ("C", "N", "O", "F"),
+            "cod": ("C", "N", "O", "F", "Cl", "Br", "I", "S", "B", "Si", "P", "Te", "Se", "Ge", "As")}
+HYBRIDIZATIONS = {"qm9": ("SP", "SP2", "SP3"), "cod": ("SP", "SP2", "SP3", "SP3D", "SP3D2")}
+RING_SIZES = (3, 4, 5, 6, 7, 8)
+BOND_TYPES = ("SINGLE", "DOUBLE", "TRIPLE", "AROMATIC")
+PAIR_FEATURES = 10  # bond type (4), Z/E (2), conjugated, in ring, same ring, graph distance
+
+
+def node_feature_dim(element_set: str) -> int:
+    return len(ELEMENTS[element_set]) + len(HYBRIDIZATIONS[element_set]) + 7 + len(RING_SIZES) + 2
+
+
+def atom_features(mol, element_set: str = "qm9") -> Tuple["np.ndarray", Counter]:
+    """(n, node_feature_dim) float32 features and a Counter of elements outside the set (their one-hot is zero,
+    as in the reference; the caller reports them). Layout per heavy atom i:
+
+    element one-hot | hybridization one-hot | atomic number, heavy degree, formal charge, total H, implicit
+    valence, radical electrons, aromatic (raw integers) | number of SSSR rings of size 3..8 containing i |
+    CIP label R, S (from the 3-D structure).
+    """
+    import numpy as np
+    from rdkit import Chem
+
+    if element_set not in ELEMENTS:
+        raise ValueError(f"unknown element set {element_set!r}; choose one of {', '.join(ELEMENTS)}")
+    elements, hybrid = ELEMENTS[element_set], HYBRIDIZATIONS[element_set]
+    if mol.GetNumConformers():
+        Chem.AssignStereochemistryFrom3D(mol)
+    rings = mol.GetRingInfo().AtomRings()
+    out = np.zeros((mol.GetNumAtoms(), node_feature_dim(element_set)), dtype=np.float32)
+    unknown: Counter = Counter()
+    for atom in mol.GetAtoms():
+        i, row, k = atom.GetIdx(), out[atom.GetIdx()], 0
+        sym = atom.GetSymbol()
+        if sym in elements:
+            row[elements.index(sym)] = 1
+        else:
+            unknown[sym] += 1
+        k += len(elements)
+        h = str(atom.GetHybridization())
+        if h in hybrid:
+            row[k + hybrid.index(h)] = 1
+        k += len(hybrid)
+        row[k:k + 7] = (atom.GetAtomicNum(), atom.GetDegree(), atom.GetFormalCharge(), atom.GetTotalNumHs(),
+                        atom.GetValence(Chem.ValenceType.IMPLICIT), atom.GetNumRadicalElectrons(),
+                        int(atom.GetIsAromatic()))
+        k += 7
+        for ring in rings:
+            if i in ring and len(ring) in RING_SIZES:
+                row[k + RING_SIZES.index(len(ring))] += 1
+        k += len(RING_SIZES)
+        cip = atom.GetProp("_CIPCode") if atom.HasProp("_CIPCode") else None
+        if cip in ("R", "S"):
+            row[k + ("R", "S").index(cip)] = 1
+    return out, unknown
+
+
+def pair_features(mol) -> "np.ndarray":
+    """(n, n, 10) float32 features of every atom pair (the complete graph; zero on the diagonal):
+
+    [0:4] bond type one-hot (bonded pairs), [4:6] bond stereo Z / E, [6] conjugated, [7] bond in a ring,
+    [8] both atoms in one SSSR ring (any pair), [9] topological distance (bonds on the shortest path; 0 for atoms
+    in different fragments).
+    """
+    import numpy as np
+    from rdkit import Chem
+
+    if mol.GetNumConformers():
+        Chem.AssignStereochemistryFrom3D(mol)
+    n = mol.GetNumAtoms()
+    out = np.zeros((n, n, PAIR_FEATURES), dtype=np.float32)
+    dist = Chem.GetDistanceMatrix(mol)
+    out[..., 9] = np.where(dist < 1e6, dist, 0.0)  # RDKit writes 1e8 between fragments
+    for ring in mol.GetRingInfo().AtomRings():
+        idx = np.array(ring)
+        out[idx[:, None], idx[None, :], 8] = 1
+    for bond in mol.GetBonds():
+        i, j = bond.GetBeginAtomIdx(), bond.GetEndAtomIdx()
+        f = np.zeros(8, dtype=np.float32)
+        t = str(bond.GetBondType())
+        if t in BOND_TYPES:
+            f[BOND_TYPES.index(t)] = 1
+        stereo = str(bond.GetStereo())
+        f[4], f[5] = stereo == "STEREOZ", stereo == "STEREOE"
+        f[6], f[7] = bond.GetIsConjugated(), bond.IsInRing()
+        out[i, j, :8] = out[j, i, :8] = f
+    out[np.arange(n), np.arange(n)] = 0
+    return out
