@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # CPU evidence on the paper's star graphs (easy, medium): FlexMDM vs LFlexMDM vs an AR fairseq `transformer` of
 # about the same size, equal updates and batch, several training seeds, a learning curve (exact match on TEST fresh
-# test graphs every CURVE_EVERY updates), failure kinds and the order analysis. Writes
+# test graphs at the end; a shard of them every CURVE_EVERY updates), failure kinds and the order analysis. Writes
 # results/flexmdm/flexmdm_star_cpu_<TAG>_<date>.{json,md,png}.
 #
 #   bash examples/flexmdm/star_cpu_table.sh                                    # defaults below
@@ -19,8 +19,10 @@ cd "$(dirname "$0")/../.."
 MAX_UPDATE=${MAX_UPDATE:-2000}        # updates per model (the same batch for every model)
 BATCH=${BATCH:-64}                    # sentences per batch (the reference's per-device batch)
 CURVE_EVERY=${CURVE_EVERY:-500}       # a learning-curve point every N updates
+CURVE_SHARDS=${CURVE_SHARDS:-4}       # intermediate curve points decode every CURVE_SHARDS-th batch of the test graphs
 TRAIN=${TRAIN:-50000}
 TEST=${TEST:-1000}
+ORDER_EXAMPLES=${ORDER_EXAMPLES:-500} # test graphs of the order analysis
 STEPS=${STEPS:-64}                    # tau-leaping steps
 DATA_SEED=${DATA_SEED:-1}             # the graphs are the same for every training seed
 SEEDS=${SEEDS:-"1 2"}
@@ -55,11 +57,12 @@ train_flags() {
   esac
 }
 
-generate() {  # generate DATA CKPT VARIANT SEED OUT
-  local gen
-  if [ "$3" = ar ]; then gen=(--beam 1); else gen=(--sampling-steps "$STEPS" --confidence top_prob --sampler-seed "$4"); fi
-  "$BIN/fairseq-generate" "$1" --user-dir iterref_fairseq --task star_graph -s src -t tgt --cpu --path "$2" \
-      --gen-subset test --batch-size 250 --scoring exact_match --seed "$4" "${gen[@]}" > "$5"
+generate() {  # generate DATA CKPT VARIANT SEED OUT [extra fairseq-generate flags]
+  local gen data=$1 ckpt=$2 variant=$3 seed=$4 out=$5
+  shift 5
+  if [ "$variant" = ar ]; then gen=(--beam 1); else gen=(--sampling-steps "$STEPS" --confidence top_prob --sampler-seed "$seed"); fi
+  "$BIN/fairseq-generate" "$data" --user-dir iterref_fairseq --task star_graph -s src -t tgt --cpu --path "$ckpt" \
+      --gen-subset test --batch-size 250 --scoring exact_match --seed "$seed" "${gen[@]}" "$@" > "$out"
 }
 
 run_one() {  # run_one DIFFICULTY VARIANT SEED
@@ -73,17 +76,21 @@ run_one() {  # run_one DIFFICULTY VARIANT SEED
     touch "$CK/train.done"
   fi
   mkdir -p "$CK/curve"
-  for N in $(seq "$CURVE_EVERY" "$CURVE_EVERY" "$MAX_UPDATE"); do
+  log "$D $V seed $S: learning curve and final evaluation"
+  # intermediate points on one shard of the test graphs; the last point is the final evaluation on all of them
+  for N in $(seq "$CURVE_EVERY" "$CURVE_EVERY" $((MAX_UPDATE - 1))); do
     local C
     C=$(ls "$CK"/checkpoint_*_"$N".pt 2>/dev/null | head -1 || true)
-    [ -n "$C" ] && [ ! -f "$CK/curve/generate_$N.txt" ] && generate "$DATA" "$C" "$V" "$S" "$CK/curve/generate_$N.txt"
+    [ -n "$C" ] && [ ! -f "$CK/curve/generate_$N.txt" ] && generate "$DATA" "$C" "$V" "$S" \
+        "$CK/curve/generate_$N.txt" --distributed-world-size "$CURVE_SHARDS" --distributed-rank 0
   done
-  log "$D $V seed $S: final evaluation"
   if [ "$V" != ar ]; then  # order analysis (paper Fig. 5) on the exactly-correct paths, sampled without confidence
     "$BIN/iterref-analyze-star-order" "$DATA" --path "$CK/checkpoint_last.pt" --sampling-steps "$STEPS" --cpu \
-        --max-examples "$TEST" --seed "$S" --out "$CK/order.json" > "$CK/order.txt" 2>&1
+        --max-examples "$ORDER_EXAMPLES" --seed "$S" --out "$CK/order.json" > "$CK/order.txt" 2>&1
   fi
-  generate "$DATA" "$CK/checkpoint_last.pt" "$V" "$S" "$CK/generate.txt"
+  generate "$DATA" "$CK/checkpoint_last.pt" "$V" "$S" "$CK/generate.txt.part"
+  cp "$CK/generate.txt.part" "$CK/curve/generate_$MAX_UPDATE.txt"
+  mv "$CK/generate.txt.part" "$CK/generate.txt"
 }
 
 mkdir -p "$WORK"

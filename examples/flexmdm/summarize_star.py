@@ -91,7 +91,9 @@ def markdown(rows: List[Dict], meta: Dict) -> str:
                      f"{f['right_length']} | {f['wrong_arm']} | {r['parameters']:,} | "
                      f"{fmt(r.get('order_corr_insert'))} | {fmt(r.get('order_corr_reveal'))} | "
                      f"{fmt(r.get('order_choice_revealed_last'))} |")
-    lines += ["", "Learning curves (exact match % at N updates; one column per seed):", "",
+    sizes = sorted({p["total"] for r in rows for p in r["curve"][:-1]})
+    lines += ["", "Learning curves (exact match % at N updates; intermediate points on "
+              f"{' or '.join(map(str, sizes)) or '-'} test graphs (per point in the JSON), the last on all):", "",
               "| difficulty | model | seed | " + " | ".join(str(p["updates"]) for p in rows[0]["curve"]) + " |",
               "|---|---|---:|" + "---:|" * len(rows[0]["curve"])]
     for r in rows:
@@ -147,8 +149,11 @@ def main() -> None:
     date = datetime.date.today().isoformat()
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    prov = run_metadata()
+    prov["note"] = ("seed is null: the table gathers one run per training seed (rows[].seed); each run's command "
+                    "is in star_cpu_table.sh")
     meta = {"max_update": args.max_update, "batch": args.batch, "sampling_steps": args.steps, "date": date,
-            "provenance": run_metadata(seed=sorted({r["seed"] for r in rows}))}
+            "provenance": prov}
     stem = f"flexmdm_star_cpu_{args.tag + '_' if args.tag else ''}{date}"
     (out / f"{stem}.json").write_text(json.dumps({**meta, "rows": rows}, indent=1))
     text = markdown(rows, meta)

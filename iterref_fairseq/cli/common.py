@@ -64,7 +64,11 @@ def provenance(args: argparse.Namespace) -> dict:
     parsed ``args`` of :func:`new_parser` (see :func:`iterref_fairseq.provenance.run_metadata`)."""
     from ..provenance import run_metadata
 
-    return run_metadata(getattr(args, "argv", None), seed=getattr(args, "seed", None))
+    meta = run_metadata(getattr(args, "argv", None), seed=getattr(args, "seed", None))
+    if meta["seed"] is None:
+        prog = (getattr(args, "argv", None) or ["this command"])[0]
+        meta["note"] = f"seed is null: {prog} takes no seed"
+    return meta
 
 
 def _deprecated(base, old_names: Sequence[str], use: str):
