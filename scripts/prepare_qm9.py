@@ -10,21 +10,19 @@ Example::
     python scripts/prepare_qm9.py --out work/qm9 --valid-size 10000 --test-size 10000 --seed 1
     python scripts/prepare_qm9.py --out work/qm9_small --max-molecules 20000 --valid-size 1000 --test-size 1000
 """
-import glob
 import os
 import sys
 
 
 def read_qm9() -> list:
-    try:
-        import qm9pack
-    except ImportError:
-        sys.exit("qm9pack is not installed: pip install qm9pack==1.0.3 (or run scripts/install.sh)")
     import pandas as pd
 
-    files = sorted(glob.glob(os.path.join(os.path.dirname(qm9pack.__file__), "data", "qm9_part*.csv")))
-    if not files:
-        sys.exit("qm9pack has no data/qm9_part*.csv files; reinstall it: pip install --force-reinstall qm9pack==1.0.3")
+    from iterref_fairseq.data.conformers import qm9_csv_files
+
+    try:
+        files = qm9_csv_files()
+    except RuntimeError as err:
+        sys.exit(str(err))
     return [s for f in files for s in pd.read_csv(f, usecols=["SMILES"])["SMILES"].astype(str).tolist()]
 
 

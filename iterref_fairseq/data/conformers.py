@@ -150,12 +150,13 @@ def mol_from_qm9(record: QM9Record) -> Tuple[Optional[object], Optional[str]]:
     template = Chem.MolFromSmiles(record.smiles)
     if template is None:
         return None, "smiles_unreadable"
+    expected = canonical_no_stereo(template)
     Chem.Kekulize(template, clearAromaticFlags=True)  # the template match works on Kekulé bonds
-    block = _xyz_block(record.elements, record.xyz)
-    if Chem.MolFromXYZBlock(block) is None:
+    geometry = Chem.MolFromXYZBlock(_xyz_block(record.elements, record.xyz))
+    if geometry is None:
         return None, "xyz_unreadable"
     for attempt in PERCEPTION_ATTEMPTS:
-        raw = Chem.MolFromXYZBlock(block)
+        raw = Chem.Mol(geometry)  # DetermineConnectivity replaces any bonds, so each attempt starts from a copy
         try:
             rdDetermineBonds.DetermineConnectivity(raw, **attempt)
         except (ValueError, RuntimeError):
@@ -180,7 +181,7 @@ def mol_from_qm9(record: QM9Record) -> Tuple[Optional[object], Optional[str]]:
         Chem.SanitizeMol(mol)
     except (ValueError, RuntimeError):
         return None, "molecule_differs"
-    if canonical_no_stereo(mol) != canonical_no_stereo(Chem.MolFromSmiles(record.smiles)):
+    if canonical_no_stereo(mol) != expected:
         return None, "molecule_differs"
     Chem.AssignStereochemistryFrom3D(mol)
     mol.SetProp("_Name", f"qm9_{record.index}")
