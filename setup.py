@@ -46,6 +46,9 @@ setup(
             "iterref-plot-molecules=iterref_fairseq.cli.plot_molecules:main",
             "iterref-generate-molecule-strings=iterref_fairseq.cli.generate_molecule_strings:main",
             "iterref-user-dir=iterref_fairseq.cli.user_dir:main",
+            "iterref-generate-conformers=iterref_fairseq.cli.generate_conformers:main",
+            "iterref-baseline-conformers=iterref_fairseq.cli.baseline_conformers:main",
+            "iterref-evaluate-conformers=iterref_fairseq.cli.evaluate_conformers:main",
             # deprecated names, kept for one release (they warn and run the new script)
             "iterref-benchmark-decode=iterref_fairseq.cli.aliases:benchmark_decode",
             "iterref-nat-step-nll=iterref_fairseq.cli.aliases:nat_step_nll",

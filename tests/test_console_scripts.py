@@ -57,6 +57,9 @@ SUCCESS_TESTS = {
     "iterref-evaluate-molecules": "test_mgm_cli.py::test_generate_evaluate_plot",
     "iterref-plot-molecules": "test_mgm_cli.py::test_generate_evaluate_plot",
     "iterref-user-dir": "test_console_scripts.py::test_user_dir_works_from_any_directory",
+    "iterref-generate-conformers": "test_cvgae_cli.py::test_train_generate_baselines_evaluate",
+    "iterref-baseline-conformers": "test_cvgae_cli.py::test_train_generate_baselines_evaluate",
+    "iterref-evaluate-conformers": "test_cvgae_cli.py::test_train_generate_baselines_evaluate",
 }
 
 
@@ -91,6 +94,12 @@ def bad_inputs(tmp: Path):
                                               ["data directory not found", str(no_data),
                                                "prepare_molecule_strings.py"]),
         "iterref-user-dir": (["--bogus"], ["unrecognized arguments: --bogus"]),
+        "iterref-generate-conformers": ([tmp, "--path", missing_ckpt, "--out", tmp / "g.sdf"],
+                                        ["checkpoint not found", str(missing_ckpt), "--task conformer"]),
+        "iterref-baseline-conformers": ([tmp, "--method", "etkdg", "--out", tmp / "b.sdf"],
+                                        ["split 'test' not found", str(tmp / "test.sdf"), "prepare_conformers.py"]),
+        "iterref-evaluate-conformers": (["--reference", tmp / "ref.sdf", tmp / "g.sdf"],
+                                        ["--reference not found", str(tmp / "ref.sdf")]),
     }
 
 

@@ -308,14 +308,26 @@ def atom_features(mol, element_set: str = "qm9") -> Tuple["np.ndarray", Counter]
     valence, radical electrons, aromatic (raw integers) | number of SSSR rings of size 3..8 containing i |
     CIP label R, S (from the 3-D structure).
     """
+    return _atom_features(_with_stereo(mol), element_set)
+
+
+def _with_stereo(mol):
+    """A copy of ``mol`` with CIP labels and bond stereo assigned from its 3-D conformer (the input is unchanged)."""
+    from rdkit import Chem
+
+    mol = Chem.Mol(mol)
+    if mol.GetNumConformers():
+        Chem.AssignStereochemistryFrom3D(mol)
+    return mol
+
+
+def _atom_features(mol, element_set: str) -> Tuple["np.ndarray", Counter]:
     import numpy as np
     from rdkit import Chem
 
     if element_set not in ELEMENTS:
         raise ValueError(f"unknown element set {element_set!r}; choose one of {', '.join(ELEMENTS)}")
     elements, hybrid = ELEMENTS[element_set], HYBRIDIZATIONS[element_set]
-    if mol.GetNumConformers():
-        Chem.AssignStereochemistryFrom3D(mol)
     rings = mol.GetRingInfo().AtomRings()
     out = np.zeros((mol.GetNumAtoms(), node_feature_dim(element_set)), dtype=np.float32)
     unknown: Counter = Counter()
@@ -352,11 +364,13 @@ def pair_features(mol) -> "np.ndarray":
     [8] both atoms in one SSSR ring (any pair), [9] topological distance (bonds on the shortest path; 0 for atoms
     in different fragments).
     """
+    return _pair_features(_with_stereo(mol))
+
+
+def _pair_features(mol) -> "np.ndarray":
     import numpy as np
     from rdkit import Chem
 
-    if mol.GetNumConformers():
-        Chem.AssignStereochemistryFrom3D(mol)
     n = mol.GetNumAtoms()
     out = np.zeros((n, n, PAIR_FEATURES), dtype=np.float32)
     dist = Chem.GetDistanceMatrix(mol)
@@ -376,3 +390,151 @@ def pair_features(mol) -> "np.ndarray":
         out[i, j, :8] = out[j, i, :8] = f
     out[np.arange(n), np.arange(n)] = 0
     return out
+
+
+# --------------------------------------------------------------------------------------- featurized, cached sets
+CACHE_VERSION = 1
+
+
+class ConformerDataError(ValueError):
+    """A conformer data file that cannot be used (the message names the file, the record and the fix)."""
+
+
+@dataclass
+class ConformerSet:
+    """One split, featurized, stored flat. Molecule k has n_k = num_atoms[k] heavy atoms:
+
+    nodes[node_offsets[k]:node_offsets[k + 1]]   (n_k, node_dim) atom features (integers, int16)
+    pairs[pair_offsets[k]:pair_offsets[k + 1]]   (n_k * n_k, 10) pair features, row-major over (i, j) (int8)
+    coords[node_offsets[k]:node_offsets[k + 1]]  (n_k, 3) reference coordinates in Angstrom (float32)
+    """
+    names: List[str]
+    smiles: List[str]
+    nodes: "np.ndarray"
+    node_offsets: "np.ndarray"
+    pairs: "np.ndarray"
+    pair_offsets: "np.ndarray"
+    coords: "np.ndarray"
+    unknown_elements: Dict[str, int] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    @property
+    def num_atoms(self) -> "np.ndarray":
+        import numpy as np
+
+        return np.diff(self.node_offsets)
+
+    def graph(self, k: int) -> Tuple["np.ndarray", "np.ndarray", "np.ndarray"]:
+        """(nodes (n, node_dim), pairs (n, n, 10), coords (n, 3)) of molecule k, float32."""
+        import numpy as np
+
+        a, b = self.node_offsets[k], self.node_offsets[k + 1]
+        n = int(b - a)
+        pairs = self.pairs[self.pair_offsets[k]:self.pair_offsets[k + 1]].reshape(n, n, PAIR_FEATURES)
+        return (self.nodes[a:b].astype(np.float32), pairs.astype(np.float32), self.coords[a:b].astype(np.float32))
+
+
+def check_split_molecule(mol, k: int, path: str) -> None:
+    """A record of a prepared split: heavy atoms only, and as many atoms as its ``smiles`` property (when set)."""
+    from rdkit import Chem
+
+    fix = "write the split with scripts/prepare_conformers.py (heavy atoms, one conformer per molecule)"
+    if any(a.GetAtomicNum() == 1 for a in mol.GetAtoms()):
+        raise ConformerDataError(f"{path}: record {k} ({mol.GetProp('_Name') if mol.HasProp('_Name') else ''}) "
+                                 f"has explicit hydrogens; the conformer task models heavy atoms only: {fix}")
+    if mol.HasProp("smiles"):
+        ref = Chem.MolFromSmiles(mol.GetProp("smiles"))
+        if ref is None or ref.GetNumAtoms() != mol.GetNumAtoms():
+            raise ConformerDataError(
+                f"{path}: record {k} has {mol.GetNumAtoms()} atoms but its smiles property "
+                f"{mol.GetProp('smiles')!r} has {'no readable molecule' if ref is None else ref.GetNumAtoms()}; "
+                f"the coordinates do not belong to that SMILES: {fix}")
+
+
+def featurize_conformers(mols: Sequence[object], element_set: str, path: str = "<molecules>") -> ConformerSet:
+    """Atom and pair features (reference-code layout) and coordinates of every molecule; stereo is assigned from
+    each molecule's 3-D conformer once, on a copy."""
+    import numpy as np
+
+    names, smiles, node_chunks, pair_chunks, coord_chunks = [], [], [], [], []
+    unknown: Counter = Counter()
+    for k, mol in enumerate(mols):
+        check_split_molecule(mol, k, path)
+        m = _with_stereo(mol)
+        nodes, unk = _atom_features(m, element_set)
+        unknown.update(unk)
+        pairs = _pair_features(m)
+        if pairs[..., 9].max(initial=0) > 127 or np.abs(nodes).max(initial=0) > 32767:
+            raise ConformerDataError(f"{path}: record {k} is too large to cache (graph distance > 127)")
+        names.append(m.GetProp("_Name") if m.HasProp("_Name") else f"{os.path.basename(path)}#{k}")
+        smiles.append(m.GetProp("smiles") if m.HasProp("smiles") else canonical_no_stereo(m))
+        node_chunks.append(nodes.astype(np.int16))
+        pair_chunks.append(pairs.reshape(-1, PAIR_FEATURES).astype(np.int8))
+        coord_chunks.append(m.GetConformer().GetPositions().astype(np.float32))
+    n = [len(c) for c in node_chunks]
+    dim = node_feature_dim(element_set)
+    return ConformerSet(
+        names, smiles,
+        np.concatenate(node_chunks) if node_chunks else np.zeros((0, dim), np.int16),
+        np.concatenate([[0], np.cumsum(n)]).astype(np.int64),
+        np.concatenate(pair_chunks) if pair_chunks else np.zeros((0, PAIR_FEATURES), np.int8),
+        np.concatenate([[0], np.cumsum([x * x for x in n])]).astype(np.int64),
+        np.concatenate(coord_chunks) if coord_chunks else np.zeros((0, 3), np.float32),
+        dict(unknown))
+
+
+def load_conformer_set(sdf_path: str, element_set: str, cache_dir: Optional[str] = None) -> ConformerSet:
+    """Featurizes a prepared split once and caches it (``<cache_dir>/<name>.<element_set>.conformers.npz``, keyed
+    by the file's content digest), so later epochs and runs never call RDKit."""
+    import json
+
+    import numpy as np
+
+    from .molecules import _file_digest
+
+    if not os.path.isfile(sdf_path):
+        raise ConformerDataError(f"{sdf_path} not found: create the splits with scripts/prepare_conformers.py")
+    cache_dir = cache_dir or os.path.join(os.path.dirname(os.path.abspath(sdf_path)), "cache")
+    name = os.path.splitext(os.path.basename(sdf_path))[0]
+    cache = os.path.join(cache_dir, f"{name}.{element_set}.conformers.npz")
+    key = f"v{CACHE_VERSION}-{_file_digest(sdf_path)}-{element_set}"
+    fields = ("nodes", "node_offsets", "pairs", "pair_offsets", "coords")
+    if os.path.exists(cache):
+        with np.load(cache, allow_pickle=False) as z:
+            if str(z["key"]) == key:
+                return ConformerSet(list(z["names"]), list(z["smiles"]), *(z[f] for f in fields),
+                                    json.loads(str(z["unknown_elements"])))
+    try:
+        mols = read_sdf(sdf_path)
+    except ValueError as err:
+        raise ConformerDataError(str(err)) from None
+    cs = featurize_conformers(mols, element_set, sdf_path)
+    os.makedirs(cache_dir, exist_ok=True)
+    tmp = cache + ".tmp.npz"
+    np.savez(tmp, key=np.array(key), names=np.array(cs.names, dtype=str), smiles=np.array(cs.smiles, dtype=str),
+             unknown_elements=np.array(json.dumps(cs.unknown_elements)), **{f: getattr(cs, f) for f in fields})
+    os.replace(tmp, cache)  # atomic: a killed run never leaves a half-written cache
+    return cs
+
+
+def collate_conformers(graphs: Sequence[Tuple["np.ndarray", "np.ndarray", "np.ndarray"]]) -> Dict[str, object]:
+    """Pads B molecules to N = the largest one: nodes (B, N, node_dim), pairs (B, N, N, 10), coords (B, N, 3)
+    float tensors (zero at padding) and node_mask (B, N) bool."""
+    import torch
+
+    B = len(graphs)
+    N = max((len(g[0]) for g in graphs), default=0)
+    dim = graphs[0][0].shape[1] if graphs else 0
+    nodes = torch.zeros(B, N, dim)
+    pairs = torch.zeros(B, N, N, PAIR_FEATURES)
+    coords = torch.zeros(B, N, 3)
+    node_mask = torch.zeros(B, N, dtype=torch.bool)
+    for b, (nd, pr, xyz) in enumerate(graphs):
+        n = len(nd)
+        nodes[b, :n] = torch.from_numpy(nd)
+        pairs[b, :n, :n] = torch.from_numpy(pr)
+        coords[b, :n] = torch.from_numpy(xyz)
+        node_mask[b, :n] = True
+    return {"nodes": nodes, "pairs": pairs, "coords": coords, "node_mask": node_mask}

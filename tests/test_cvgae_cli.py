@@ -1,0 +1,218 @@
+"""The conformer task end to end: prepare -> fairseq-train (cvgae) -> iterref-generate-conformers (+MMFF) /
+iterref-baseline-conformers -> iterref-evaluate-conformers; the task's cache and bad input; metric values on
+hand-made conformer sets; 2-rank gloo training."""
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("rdkit")
+from rdkit import Chem  # noqa: E402
+from rdkit.Chem import AllChem  # noqa: E402
+
+from conftest import BIN, REPO, USER_DIR, cli  # noqa: E402
+
+SMILES = ["CCO", "CC(=O)O", "CC(C)O", "OCCO", "CC#N", "CCN", "CC(=O)N", "C1CC1", "C1CCOC1", "CC(O)C(=O)N",
+          "COC", "CCOC", "OC1CC1", "CC(C)(C)O", "C=CC=O", "NCC(=O)O", "CC1=CC=CN1", "c1ccncc1", "CC(N)C#N",
+          "OCC(O)CO", "CN(C)C=O", "O=C1CCC1", "CCCC", "CC(F)F", "FC(F)(F)C", "N#CC#N", "C1COC1", "CCC(=O)C",
+          "OC(=O)C=O", "CC(=O)OC", "CCCN", "NC(=O)N", "C1CNC1", "CCC#C", "OCC#N", "CC=CC"]
+
+
+def write_embedded_sdf(path: Path, smiles, seed: int = 7) -> None:
+    w = Chem.SDWriter(str(path))
+    for k, s in enumerate(smiles):
+        m = Chem.AddHs(Chem.MolFromSmiles(s))
+        AllChem.EmbedMolecule(m, randomSeed=seed + k)
+        m.SetProp("_Name", f"mol{k}")
+        w.write(m)
+    w.close()
+
+
+@pytest.fixture(scope="module")
+def conformer_data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("conformers")
+    write_embedded_sdf(root / "all.sdf", SMILES)
+    data = root / "data"
+    subprocess.run([sys.executable, str(REPO / "scripts" / "prepare_conformers.py"), "--sdf", str(root / "all.sdf"),
+                    "--out", str(data), "--valid-size", "6", "--test-size", "6", "--max-atoms", "9"], check=True,
+                   capture_output=True)
+    return data
+
+
+def test_task_caches_features_and_refuses_bad_splits(conformer_data, tmp_path, monkeypatch):
+    import iterref_fairseq.data.conformers as conformers
+    from iterref_fairseq.data.conformers import ConformerDataError
+    from iterref_fairseq.tasks.conformer import ConformerConfig, ConformerTask
+
+    task = ConformerTask.setup_task(ConformerConfig(data=str(conformer_data)))
+    ds = task.load_dataset("valid")
+    assert len(ds) == 6 and task.node_dim == 22
+    assert (conformer_data / "cache" / "valid.qm9.conformers.npz").is_file()
+    mols = conformers.read_sdf(str(conformer_data / "valid.sdf"))
+    nodes, pairs, coords = ds.cs.graph(2)
+    assert np.allclose(coords, mols[2].GetConformer().GetPositions(), atol=1e-5)
+    assert np.array_equal(nodes, conformers.atom_features(mols[2], "qm9")[0])
+    assert np.array_equal(pairs, conformers.pair_features(mols[2]))
+
+    def no_rdkit(*a, **k):
+        raise AssertionError("featurized again although the cache is valid")
+
+    monkeypatch.setattr(conformers, "featurize_conformers", no_rdkit)
+    again = ConformerTask.setup_task(ConformerConfig(data=str(conformer_data))).load_dataset("valid")
+    assert np.array_equal(again.cs.pairs, ds.cs.pairs) and again.cs.names == ds.cs.names
+    monkeypatch.undo()
+
+    batch = ds.collater([ds[0], ds[3]])
+    n0, n3 = int(ds.sizes[0]), int(ds.sizes[3])
+    N = max(n0, n3)
+    assert batch["net_input"]["pairs"].shape == (2, N, N, 10) and batch["ntokens"] == n0 + n3
+    assert batch["net_input"]["node_mask"].sum(1).tolist() == [n0, n3]
+
+    with pytest.raises(ConformerDataError, match=r"molecules have more than --max-atoms 3 heavy atoms"):
+        ConformerTask.setup_task(ConformerConfig(data=str(conformer_data), max_atoms=3)).load_dataset("valid")
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    write_embedded_sdf(bad / "train.sdf", ["CCO"])  # hydrogens kept: not a prepared split
+    bad_task = ConformerTask.setup_task(ConformerConfig(data=str(bad)))
+    with pytest.raises(ConformerDataError, match="has explicit hydrogens.*prepare_conformers.py"):
+        bad_task.load_dataset("train")
+    m = Chem.RemoveHs(conformers.read_sdf(str(bad / "train.sdf"))[0])
+    m.SetProp("smiles", "CCCO")
+    conformers.write_sdf(str(bad / "valid.sdf"), [m])
+    with pytest.raises(ConformerDataError, match=r"has 3 atoms but its smiles property 'CCCO' has 4"):
+        bad_task.load_dataset("valid")
+    with pytest.raises(ConformerDataError, match="test.sdf not found"):
+        bad_task.load_dataset("test")
+
+
+# ------------------------------------------------------------------ metrics on hand-made sets
+def test_metrics_on_hand_made_conformer_sets():
+    from iterref_fairseq.metrics.conformers import MoleculeScores, aggregate, score_molecule
+
+    ref = np.array([[0.0, 0, 0], [1.5, 0, 0], [1.5, 1.5, 0], [0, 1.2, 0.9]])
+    same = np.stack([ref, ref + 3.0])  # a translated copy is the same conformer
+    s = score_molecule(same, ref, requested=2, symmetric=False)
+    assert s.mean == pytest.approx(0, abs=1e-5) and s.best == pytest.approx(0, abs=1e-5)
+    assert s.diversity_mean == pytest.approx(0, abs=1e-5)
+    # two conformers that differ only in atom 3 (moved by 1 A along z): RMSD to each other sqrt(1/4) minus
+    # what alignment can recover; the one pair i < k gives the diversity (a self-pair would add zeros)
+    other = ref.copy()
+    other[3, 2] += 1.0
+    pair = score_molecule(np.stack([ref, other]), ref, requested=4, symmetric=False)
+    from iterref_fairseq.metrics.conformers import rmsd_to_reference
+
+    d = float(rmsd_to_reference(other[None], ref)[0])
+    assert 0.2 < d < 0.5
+    assert pair.diversity_mean == pytest.approx(d, abs=1e-9) and pair.diversity_std == pytest.approx(0, abs=1e-9)
+    assert pair.mean == pytest.approx(d / 2, abs=1e-9) and pair.std == pytest.approx(d / 2, abs=1e-9)
+    assert pair.best == pytest.approx(0, abs=1e-5) and pair.obtained == 2 and pair.requested == 4
+    # aggregation: medians on the molecules every method succeeded on; success rates on all
+    scores = {"a": [MoleculeScores(2, 2, 0.1, 0.0, 0.1), MoleculeScores(1, 2, 0.3, 0.0, 0.3),
+                    MoleculeScores(2, 2, 0.9, 0.0, 0.5)],
+              "b": [MoleculeScores(2, 2, 0.2, 0.0, 0.2), MoleculeScores(0, 2), MoleculeScores(2, 2, 0.4, 0.0, 0.4)]}
+    agg = aggregate(scores)
+    assert agg["a"]["common_molecules"] == 2 and agg["a"]["median_mean_rmsd"] == pytest.approx(0.5)
+    assert agg["a"]["success_per_test_set"] == 1.0 and agg["a"]["success_per_molecule"] == pytest.approx(5 / 6)
+    assert agg["b"]["success_per_test_set"] == pytest.approx(2 / 3)
+    assert agg["b"]["success_per_molecule"] == pytest.approx(2 / 3)
+
+
+def test_symmetry_aware_rmsd_and_coverage():
+    from iterref_fairseq.metrics.conformers import score_molecule
+
+    mol = Chem.AddHs(Chem.MolFromSmiles("OC(F)(F)C"))
+    AllChem.EmbedMolecule(mol, randomSeed=1)
+    mol = Chem.RemoveHs(mol)
+    ref = mol.GetConformer().GetPositions()
+    f = [a.GetIdx() for a in mol.GetAtoms() if a.GetSymbol() == "F"]
+    swapped = ref.copy()
+    swapped[f] = ref[f[::-1]]  # the two F exchanged: far in identity-mapped RMSD, identical up to symmetry
+    far = ref + np.random.default_rng(0).normal(0, 0.8, ref.shape)
+    s = score_molecule(np.stack([swapped, far]), ref, requested=2, mol=mol, delta=0.5)
+    assert s.best > 0.3 and s.sym_best == pytest.approx(0, abs=1e-4)
+    assert s.cov_r == 1.0 and s.mat_r == pytest.approx(0, abs=1e-4) and s.cov_p == 0.5
+    assert s.mat_p == pytest.approx(s.sym_mean)
+
+
+# ------------------------------------------------------------------ end to end
+TRAIN_FLAGS = ["--user-dir", USER_DIR, "--task", "conformer", "--arch", "cvgae_tiny", "--criterion", "cvgae_loss",
+               "--optimizer", "adam", "--lr", "3e-3", "--batch-size", "6", "--required-batch-size-multiple", "1",
+               "--cpu", "--log-format", "simple", "--log-interval", "10", "--no-epoch-checkpoints",
+               "--valid-prior-samples", "2", "--best-checkpoint-metric", "prior_rmsd"]
+
+
+@pytest.mark.slow
+def test_train_generate_baselines_evaluate(conformer_data, tmp_path):
+    ckpt = tmp_path / "ckpt"
+    cli("fairseq-train", conformer_data, *TRAIN_FLAGS, "--max-update", "40", "--save-dir", ckpt, "--seed", "1")
+    best = ckpt / "checkpoint_best.pt"
+    assert best.is_file()
+    out = {}
+    for name, extra in (("cvgae", []), ("cvgae_mmff", ["--mmff"])):
+        out[name] = tmp_path / f"{name}.sdf"
+        cli("iterref-generate-conformers", conformer_data, "--path", best, "--num-confs", "4", "--batch-size", "4",
+            "--out", out[name], "--cpu", *extra)
+    first = (tmp_path / "cvgae.sdf").read_text()
+    cli("iterref-generate-conformers", conformer_data, "--path", best, "--num-confs", "4", "--out",
+        tmp_path / "again.sdf", "--cpu", "--batch-size", "2")
+    summary = json.loads((tmp_path / "cvgae.sdf.json").read_text())
+    assert summary["conformers"] == 24 and summary["molecules"] == 6 and summary["failures"] == {}
+    # seeded: the same conformers again (another batch size changes nothing: one generator, molecules in order)
+    recs = [m.GetConformer().GetPositions() for m in Chem.SDMolSupplier(str(tmp_path / "cvgae.sdf"))]
+    recs2 = [m.GetConformer().GetPositions() for m in Chem.SDMolSupplier(str(tmp_path / "again.sdf"))]
+    assert len(recs) == len(recs2) == 24 and first.count("$$$$") == 24
+    # one embedding shared by UFF and MMFF; the MMFF file equals a separate MMFF-only run with 2 workers
+    cli("iterref-baseline-conformers", conformer_data, "--method", "etkdg+uff", "etkdg+mmff", "--num-confs", "4",
+        "--out", tmp_path / "{method}.sdf", "--seed", "3")
+    out.update({m: tmp_path / f"{m}.sdf" for m in ("etkdg+uff", "etkdg+mmff")})
+    cli("iterref-baseline-conformers", conformer_data, "--method", "etkdg+mmff", "--num-confs", "4", "--out",
+        tmp_path / "mmff2.sdf", "--seed", "3", "--workers", "2")
+    a = [m.GetConformer().GetPositions() for m in Chem.SDMolSupplier(str(out["etkdg+mmff"]))]
+    b = [m.GetConformer().GetPositions() for m in Chem.SDMolSupplier(str(tmp_path / "mmff2.sdf"))]
+    assert len(a) == len(b) == 24 and all(np.allclose(x, y) for x, y in zip(a, b)), "deterministic with a seed"
+    result = tmp_path / "eval.json"
+    cli("iterref-evaluate-conformers", "--reference", conformer_data / "test.sdf", out["etkdg+uff"],
+        out["etkdg+mmff"], out["cvgae"], out["cvgae_mmff"], "--out", result)
+    res = json.loads(result.read_text())
+    assert res["methods"] == ["etkdg+uff", "etkdg+mmff", "cvgae", "cvgae+mmff"]
+    agg = res["aggregate"]
+    assert agg["cvgae"]["success_per_test_set"] == 1.0 and agg["cvgae"]["common_molecules"] == 6
+    for m in res["methods"]:
+        assert 0 <= agg[m]["median_best_rmsd"] <= agg[m]["median_mean_rmsd"]
+        assert agg[m]["median_best_rmsd_symmetric"] <= agg[m]["median_best_rmsd"] + 1e-6
+        assert agg[m]["seconds_per_conformer"] > 0
+    for suffix in (".md", ".png", ".molecules.png"):
+        assert (tmp_path / f"eval{suffix}").is_file()
+    assert "| mean RMSD (A) |" in (tmp_path / "eval.md").read_text()
+    # a generated file from another reference is refused with a count
+    bad = cli("iterref-evaluate-conformers", "--reference", conformer_data / "valid.sdf", out["cvgae"], check=False)
+    assert bad.returncode == 2 and "records do not match the reference" in bad.stderr
+
+
+@pytest.mark.slow
+def test_two_rank_gloo_training(conformer_data, tmp_path):
+    import torch
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    save = tmp_path / "ckpt"
+    common = [str(conformer_data), *TRAIN_FLAGS, "--max-update", "4", "--save-dir", str(save), "--seed", "2",
+              "--distributed-world-size", "2", "--distributed-init-method", f"tcp://127.0.0.1:{port}",
+              "--distributed-no-spawn", "--distributed-backend", "gloo", "--ddp-backend", "legacy_ddp"]
+    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}", OMP_NUM_THREADS="1")
+    worker = str(Path(__file__).with_name("ddp_worker.py"))
+    procs = [subprocess.Popen([sys.executable, worker, *common, "--distributed-rank", str(r)], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for r in range(2)]
+    outs = [p.communicate(timeout=600)[0] for p in procs]
+    for p, o in zip(procs, outs):
+        assert p.returncode == 0, o[-4000:]
+    dumps = [torch.load(save / f"params_rank{r}.pt", weights_only=True) for r in range(2)]
+    assert dumps[0]["num_updates"] == dumps[1]["num_updates"] == 4
+    for k in dumps[0]["params"]:
+        assert torch.equal(dumps[0]["params"][k], dumps[1]["params"][k]), k
