@@ -189,6 +189,14 @@ def test_train_generate_baselines_evaluate(conformer_data, tmp_path):
     for suffix in (".md", ".png", ".molecules.png"):
         assert (tmp_path / f"eval{suffix}").is_file()
     assert "| mean RMSD (A) |" in (tmp_path / "eval.md").read_text()
+    # the first molecules only: a file generated for 3 molecules scores as complete against the first 3
+    cli("iterref-generate-conformers", conformer_data, "--path", best, "--num-confs", "2", "--max-examples", "3",
+        "--out", tmp_path / "three.sdf", "--cpu")
+    three = tmp_path / "three.json"
+    cli("iterref-evaluate-conformers", "--reference", conformer_data / "test.sdf", tmp_path / "three.sdf",
+        "--max-examples", "3", "--out", three, "--pictures", "0")
+    agg3 = json.loads(three.read_text())["aggregate"]["cvgae"]
+    assert agg3["molecules"] == 3 and agg3["success_per_test_set"] == 1.0
     # a generated file from another reference is refused with a count
     bad = cli("iterref-evaluate-conformers", "--reference", conformer_data / "valid.sdf", out["cvgae"], check=False)
     assert bad.returncode == 2 and "records do not match the reference" in bad.stderr

@@ -44,6 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--delta", type=float, default=0.5, help="COV threshold in Angstrom (GEOM: 0.5)")
     p.add_argument("--no-symmetric", action="store_true",
                    help="skip the symmetry-aware RMSD (RDKit GetBestRMS) and COV / MAT")
+    p.add_argument("--max-examples", type=int, default=0, metavar="N",
+                   help="score the first N molecules of the reference only (files generated with --max-examples N)")
     p.add_argument("--pictures", type=int, default=3, help="molecules drawn in OUT.molecules.png (0: none)")
     p.add_argument("--out", default=None, help="results JSON (default: print only)")
     return p
@@ -177,6 +179,8 @@ def run(args) -> dict:
         ref_mols = read_sdf(args.reference)
     except ValueError as err:
         raise CLIError(str(err)) from None
+    if args.max_examples:
+        ref_mols = ref_mols[:args.max_examples]
     files = [read_generated(p, ref_mols, args.num_confs) for p in args.generated]
     methods = args.labels or [f["method"] for f in files]
     if len(set(methods)) != len(methods):
@@ -192,7 +196,7 @@ def run(args) -> dict:
     agg = aggregate(per_mol)
     for name, f in zip(methods, files):
         agg[name]["seconds_per_conformer"] = f["seconds_per_conformer"]
-    result = {"reference": os.path.abspath(args.reference), "files": [os.path.abspath(p) for p in args.generated],
+    result = {"reference": os.path.abspath(args.reference), "molecules": len(ref_mols), "files": [os.path.abspath(p) for p in args.generated],
               "methods": methods, "delta": args.delta, "aggregate": agg,
               "per_molecule": {m: [vars(s) for s in per_mol[m]] for m in methods}, "provenance": provenance(args)}
     table = markdown(agg, methods)
