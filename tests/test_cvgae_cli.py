@@ -224,3 +224,21 @@ def test_two_rank_gloo_training(conformer_data, tmp_path):
     assert dumps[0]["num_updates"] == dumps[1]["num_updates"] == 4
     for k in dumps[0]["params"]:
         assert torch.equal(dumps[0]["params"][k], dumps[1]["params"][k]), k
+
+
+def test_baseline_counts_molecules_etkdg_cannot_embed():
+    """A strained QM9 aziridine whose stereocentres (from its DFT geometry) ETKDG often cannot satisfy: every
+    requested conformer is either returned or counted as an embedding failure, for every method."""
+    from iterref_fairseq.cli.baseline_conformers import embed_molecule
+
+    mol = Chem.MolFromSmiles("C[C@]12[C@H]3C[C@H]3[C@H]1N2C=O")  # qm9_67505, stereo as in the test split
+    failed = 0
+    for seed in (1, 2, 3):
+        res = embed_molecule((0, mol.ToBinary(), ("etkdg", "etkdg+mmff"), 4, 1, seed, 200))["methods"]
+        for method in ("etkdg", "etkdg+mmff"):
+            r = res[method]
+            assert len(r["confs"]) + r["failures"].get("embedding_failed", 0) == 4
+            assert all(len(c) == mol.GetNumAtoms() for c in r["confs"])
+        assert len(res["etkdg"]["confs"]) == len(res["etkdg+mmff"]["confs"]), "one shared embedding"
+        failed += res["etkdg"]["failures"].get("embedding_failed", 0)
+    assert failed > 0

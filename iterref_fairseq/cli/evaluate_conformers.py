@@ -22,7 +22,8 @@ from typing import Dict, List
 
 import numpy as np
 
-from .common import CLIError, check_file, check_out_dir, console_main, new_parser, provenance
+from .common import (CLIError, add_max_examples_argument, check_file, check_out_dir, console_main, new_parser,
+                     provenance)
 
 PROG = "iterref-evaluate-conformers"
 TABLE_61 = (("success_per_test_set", "success per test set", "%"), ("success_per_molecule", "success per molecule", "%"),
@@ -44,8 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--delta", type=float, default=0.5, help="COV threshold in Angstrom (GEOM: 0.5)")
     p.add_argument("--no-symmetric", action="store_true",
                    help="skip the symmetry-aware RMSD (RDKit GetBestRMS) and COV / MAT")
-    p.add_argument("--max-examples", type=int, default=0, metavar="N",
-                   help="score the first N molecules of the reference only (files generated with --max-examples N)")
+    add_max_examples_argument(p, 0, "score the first N molecules of the reference only (files generated with "
+                                    "--max-examples N; 0: all)")
     p.add_argument("--pictures", type=int, default=3, help="molecules drawn in OUT.molecules.png (0: none)")
     p.add_argument("--out", default=None, help="results JSON (default: print only)")
     return p
