@@ -77,12 +77,14 @@ run_one() {  # run_one DIFFICULTY VARIANT SEED
   fi
   mkdir -p "$CK/curve"
   log "$D $V seed $S: learning curve and final evaluation"
-  # intermediate points on one shard of the test graphs; the last point is the final evaluation on all of them
+  # intermediate points on one shard of the test graphs (every CURVE_SHARDS-th batch of 25: batches are sorted by
+  # length, so small batches keep the shard stratified; one shard of 250-graph batches held the shortest graphs of
+  # medium and read 24% where all graphs read 10%); the last point is the final evaluation on all of them
   for N in $(seq "$CURVE_EVERY" "$CURVE_EVERY" $((MAX_UPDATE - 1))); do
     local C
     C=$(ls "$CK"/checkpoint_*_"$N".pt 2>/dev/null | head -1 || true)
     [ -n "$C" ] && [ ! -f "$CK/curve/generate_$N.txt" ] && generate "$DATA" "$C" "$V" "$S" \
-        "$CK/curve/generate_$N.txt" --distributed-world-size "$CURVE_SHARDS" --distributed-rank 0
+        "$CK/curve/generate_$N.txt" --distributed-world-size "$CURVE_SHARDS" --distributed-rank 0 --batch-size 25
   done
   if [ "$V" != ar ]; then  # order analysis (paper Fig. 5) on the exactly-correct paths, sampled without confidence
     "$BIN/iterref-analyze-star-order" "$DATA" --path "$CK/checkpoint_last.pt" --sampling-steps "$STEPS" --cpu \
