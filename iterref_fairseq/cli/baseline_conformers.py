@@ -98,16 +98,10 @@ def embed_molecule(job: Tuple[int, bytes, Tuple[str, ...], int, int, int, int]) 
 
 def write_conformers(writer, mol, index: int, confs, method: str) -> None:
     """Appends one SDF record per conformer (heavy atoms, the reference molecule's atom order)."""
-    from rdkit import Chem
-    from rdkit.Geometry import Point3D
+    from ..data.conformers import mol_with_coordinates
 
     for c, xyz in enumerate(confs):
-        m = Chem.Mol(mol)
-        m.RemoveAllConformers()
-        conf = Chem.Conformer(m.GetNumAtoms())
-        for a, (x, y, z) in enumerate(xyz):
-            conf.SetAtomPosition(a, Point3D(float(x), float(y), float(z)))
-        m.AddConformer(conf, assignId=True)
+        m = mol_with_coordinates(mol, xyz)
         m.SetIntProp("mol_index", index)
         m.SetIntProp("conf_index", c)
         m.SetProp("method", method)

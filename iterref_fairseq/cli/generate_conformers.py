@@ -54,16 +54,11 @@ def mmff_relax(mol, xyz, max_iters: int):
     """Heavy-atom coordinates (n, 3) after MMFF94 with hydrogens placed by RDKit; (None, reason) on failure."""
     from rdkit import Chem
     from rdkit.Chem import AllChem
-    from rdkit.Geometry import Point3D
 
-    m = Chem.Mol(mol)
-    m.RemoveAllConformers()
-    conf = Chem.Conformer(m.GetNumAtoms())
-    for a, (x, y, z) in enumerate(xyz):
-        conf.SetAtomPosition(a, Point3D(float(x), float(y), float(z)))
-    m.AddConformer(conf, assignId=True)
+    from ..data.conformers import mol_with_coordinates
+
     try:
-        mh = Chem.AddHs(m, addCoords=True)
+        mh = Chem.AddHs(mol_with_coordinates(mol, xyz), addCoords=True)
         if not AllChem.MMFFHasAllMoleculeParams(mh):
             return None, "no_mmff_parameters"
         AllChem.MMFFOptimizeMolecule(mh, maxIters=max_iters)

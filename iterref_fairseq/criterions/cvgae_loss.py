@@ -64,7 +64,9 @@ class CVGAELoss(FairseqCriterion):
             raise ValueError(f"--prior-kl-weight and --valid-prior-samples must be >= 0, got {prior_kl_weight} and "
                              f"{valid_prior_samples}")
         self.reconstruction = str(reconstruction)
-        reconstruction_term(torch.ones(1), torch.ones(1), self.reconstruction)  # rejects an unknown form now
+        if self.reconstruction not in RECONSTRUCTIONS:
+            raise ValueError(f"unknown --reconstruction {self.reconstruction!r}; choose one of "
+                             f"{', '.join(RECONSTRUCTIONS)}")
         self.prior_kl_weight = prior_kl_weight
         self.valid_prior_samples = valid_prior_samples
 

@@ -261,6 +261,20 @@ def split_molecules(mols: Sequence[object], valid: int, test: int) -> Dict[str, 
     return {"train": list(mols[valid + test:]), "valid": list(mols[:valid]), "test": list(mols[valid:valid + test])}
 
 
+def mol_with_coordinates(mol, xyz: Sequence[Sequence[float]]):
+    """A copy of ``mol`` whose only conformer has the coordinates ``xyz`` (n, 3), in ``mol``'s atom order."""
+    from rdkit import Chem
+    from rdkit.Geometry import Point3D
+
+    m = Chem.Mol(mol)
+    m.RemoveAllConformers()
+    conf = Chem.Conformer(m.GetNumAtoms())
+    for a, (x, y, z) in enumerate(xyz):
+        conf.SetAtomPosition(a, Point3D(float(x), float(y), float(z)))
+    m.AddConformer(conf, assignId=True)
+    return m
+
+
 def write_sdf(path: str, mols: Iterable[object]) -> int:
     from rdkit import Chem
 

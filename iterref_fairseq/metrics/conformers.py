@@ -48,21 +48,12 @@ def pairwise_rmsd(confs: np.ndarray) -> np.ndarray:
 
 def symmetric_rmsd(mol, confs: np.ndarray, ref: np.ndarray) -> np.ndarray:
     """(K,) RDKit ``GetBestRMS`` of each conformer to the reference (heavy atoms, best over automorphisms)."""
-    from rdkit import Chem
     from rdkit.Chem import rdMolAlign
-    from rdkit.Geometry import Point3D
 
-    def with_coords(x):
-        m = Chem.Mol(mol)
-        m.RemoveAllConformers()
-        conf = Chem.Conformer(m.GetNumAtoms())
-        for a, (px, py, pz) in enumerate(np.asarray(x, dtype=np.float64).tolist()):
-            conf.SetAtomPosition(a, Point3D(px, py, pz))
-        m.AddConformer(conf, assignId=True)
-        return m
+    from ..data.conformers import mol_with_coordinates
 
-    ref_mol = with_coords(ref)
-    return np.array([rdMolAlign.GetBestRMS(with_coords(x), ref_mol) for x in confs])
+    ref_mol = mol_with_coordinates(mol, ref)
+    return np.array([rdMolAlign.GetBestRMS(mol_with_coordinates(mol, x), ref_mol) for x in confs])
 
 
 @dataclass
