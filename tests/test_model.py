@@ -40,12 +40,19 @@ def batch(model, bsz=3, src_len=6, tgt_len=5):
 
 def test_forward_loss_spec_shapes_and_length_target(model):
     src, src_len, tgt = batch(model)
-    out = model(src, src_len, tgt_tokens=tgt, train_steps=4, dae_prob=0.5, corrupt=lambda t: t)
+    out = model(src, src_len, tgt_tokens=tgt, train_steps=4, dae_prob=0.5, corrupt=lambda t, step: t)
     assert len(out["steps"]) == 4 and out["steps"][0]["input"] == "copy"
-    for step in out["steps"]:
-        assert step["logits"].shape == (3, 5, len(model.tgt_dict))
+    for i, step in enumerate(out["steps"]):
         assert step["mask"].sum() == 3 * 4  # EOS is not a target of the NAT
-        assert torch.isinf(step["logits"][..., model.pad]).all()
+        assert step["loss"].shape == step["nll"].shape == (12,)
+        assert step["loss"].requires_grad and not step["nll"].requires_grad
+        if i < 3:  # the next step's input; never pad / EOS inside a target, pads outside it
+            assert step["tokens"].shape == (3, 5)
+            inside = step["tokens"][step["mask"]]
+            assert not any(bool(inside.eq(sym).any()) for sym in (model.pad, model.eos, model.bos))
+            assert step["tokens"][~step["mask"]].eq(model.pad).all()
+        else:
+            assert step["tokens"] is None  # the last step's argmax is never used in training
     # target length 4, source content length 5 -> offset -1 -> class max_offset - 1
     assert out["length"]["target"].tolist() == [model.length_predictor.max_offset - 1] * 3
 
@@ -56,7 +63,7 @@ def test_lvm_dae_mixing_ratio(model, p_dae):
     src, src_len, tgt = batch(model, bsz=1)
     calls = []
 
-    def corrupt(t):
+    def corrupt(t, step):
         calls.append(t.clone())
         return t
 
@@ -113,7 +120,7 @@ def test_decoding_hooks_keep_padding(model):
         assert reordered["encoder_out"][0].size(1) == 3 and enc["encoder_out"][0].size(1) == 2
 
 
-def _corrupt_by_shuffling(t):
+def _corrupt_by_shuffling(t, step):
     return t[:, torch.randperm(t.size(1))]
 
 
@@ -132,7 +139,7 @@ def test_chain_mode_conditions_every_lvm_step_on_the_models_own_iterate(model):
                 kinds = [s["input"] for s in steps]
                 after_dae = [i for i in range(2, 5) if kinds[i] == "lvm" and "dae" in kinds[1:i]]
                 for i in after_dae:
-                    same = torch.allclose(steps[i]["logits"], pure[i]["logits"], equal_nan=True)
+                    same = torch.allclose(steps[i]["nll"], pure[i]["nll"])
                     assert same == (mode == "chain"), (mode, kinds, i)
                     seen_mixed[mode] = True
     model.train()
@@ -177,7 +184,7 @@ def test_refine_hidden_grad_controls_whether_later_steps_train_decoder1(model, m
         model.zero_grad()
         out = model(src, src_len, tgt_tokens=tgt, train_steps=2, dae_prob=0.0)
         assert out["steps"][1]["input"] == "lvm"
-        out["steps"][1]["logits"].masked_fill(~out["steps"][1]["mask"].unsqueeze(-1), 0.0).clamp(min=-1e4).sum().backward()
+        out["steps"][1]["loss"].sum().backward()
         grads = [p.grad for p in model.decoder_initial.parameters() if p.grad is not None]
         reached = any(bool(g.abs().sum() > 0) for g in grads)
         assert reached == (mode == "flow")

@@ -1,51 +1,111 @@
 #!/usr/bin/env bash
-# Our two-decoder refinement NAT vs fairseq's built-in NATs at the same size, data and training budget.
+# Our refinement NAT against fairseq's built-in NATs at the same size, data and wall-clock training budget.
 #
-# Runs after `make demo` (it reuses the demo's distilled Bible data, AR teacher and refinement NAT):
-#   1. trains fairseq `iterative_nonautoregressive_transformer` (one shared decoder, token-only inputs; itrain 4,
-#      pDAE 0.5, deterministic like ours) and `cmlm_transformer` (mask-predict) for NAT_MINUTES each, with the same
-#      dimensions per decoder pass as refinement_nat_tiny (d 128, ffn 512, 4 heads, 2 encoder layers, 2 decoder
-#      layers), the same optimizer, schedule and batch size;
-#   2. decodes the test book with all of them side by side (iterref-benchmark-nat) -> OUT/compare_fairseq.{json,md}.
-# Knobs: OUT (work/demo), NAT_MINUTES (14, as in the demo), SPEED_SENTENCES (100),
-#        NAT_CKPT (our NAT to compare; default the demo's OUT/nat/checkpoint_last.pt).
+# Runs after `make demo` (it reuses the demo's distilled Bible data and AR teacher):
+#   1. trains every system in SYSTEMS for NAT_MINUTES per seed in SEEDS, PARALLEL runs at a time with THREADS
+#      torch threads each (side by side on the same machine, so they share it equally), with interval checkpoints
+#      every CKPT_UPDATES updates (for the learning curves) into OUT/compare/<system>-s<seed>/ (log: train.log);
+#   2. decodes the test book with every final checkpoint side by side (iterref-benchmark-nat: BLEU, passes, speed)
+#      -> OUT/compare/compare_fairseq.{json,md};
+#   3. learning curves on the first 300 validation verses (BLEU at idec 1 and 10 against training minutes)
+#      -> OUT/compare/learning_curves.{json,md,png}.
+# Systems (same dimensions per decoder pass as refinement_nat_tiny: d 128, ffn 512, 4 heads, 2 encoder layers,
+# 2 layers per decoder; the same optimizer, schedule and batch size):
+#   nat        refinement_nat with this release's defaults (the demo's recipe)
+#   nat-curr   the same with --refine-from-update CURRICULUM_UPDATES (decoder 1 alone first)
+#   nat-0.2    the 0.2 decoder (highway on every sublayer, constant beta 0.5): the demo's recipe before 0.3
+#   cmlm       fairseq cmlm_transformer (mask-predict), label smoothing 0.1
+#   inat       fairseq iterative_nonautoregressive_transformer (one shared decoder; itrain 4, pDAE 0.5)
+# Knobs: OUT (work/demo), NAT_MINUTES (14), SEEDS ("1 2"), SYSTEMS ("nat cmlm"), PARALLEL (2), THREADS (1),
+#        CKPT_UPDATES (200), CURRICULUM_UPDATES (600), SPEED_SENTENCES (100), NAT_EXTRA (extra flags for nat*).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-work/demo}
 NAT_MINUTES=${NAT_MINUTES:-14}
+SEEDS=${SEEDS:-1 2}
+SYSTEMS=${SYSTEMS:-nat cmlm}
+PARALLEL=${PARALLEL:-2}
+THREADS=${THREADS:-1}
+CKPT_UPDATES=${CKPT_UPDATES:-200}
+CURRICULUM_UPDATES=${CURRICULUM_UPDATES:-600}
 SPEED_SENTENCES=${SPEED_SENTENCES:-100}
+NAT_EXTRA=${NAT_EXTRA:-}
 PYTHON=${PYTHON:-python}
 USER_DIR=$PWD/iterref_fairseq
 DATA=$OUT/bible
-NAT_CKPT=${NAT_CKPT:-$OUT/nat/checkpoint_last.pt}
-[ -f "$NAT_CKPT" ] || { echo "$0: run make demo first (missing $NAT_CKPT)" >&2; exit 1; }
+CMP=$OUT/compare
+[ -f "$OUT/distill/bin/dict.en.txt" ] || { echo "$0: run make demo first (missing $OUT/distill/bin)" >&2; exit 1; }
 hours() { "$PYTHON" -c "print($1 / 60)"; }
 log() { echo "[compare $(date +%H:%M:%S)] $*" >&2; }
+mkdir -p "$CMP"
 
-COMMON=(--user-dir "$USER_DIR" --task translation_lev --criterion nat_loss --label-smoothing 0.1
-  --encoder-layers 2 --decoder-layers 2 --encoder-embed-dim 128 --decoder-embed-dim 128
+COMMON=(--encoder-layers 2 --decoder-layers 2 --encoder-embed-dim 128 --decoder-embed-dim 128
   --encoder-ffn-embed-dim 512 --decoder-ffn-embed-dim 512 --encoder-attention-heads 4 --decoder-attention-heads 4
-  --share-all-embeddings --dropout 0.0 --optimizer adam --adam-betas '(0.9,0.98)' --lr 2e-3
-  --lr-scheduler inverse_sqrt --warmup-updates 150 --max-tokens 2048 --max-update 100000
-  --stop-time-hours "$(hours "$NAT_MINUTES")" --cpu --seed 1 --no-epoch-checkpoints --save-interval-updates 200
-  --keep-interval-updates 1 --disable-validation --log-format simple --log-interval 50)
+  --dropout 0.0 --optimizer adam --adam-betas '(0.9,0.98)' --lr 2e-3 --lr-scheduler inverse_sqrt
+  --warmup-updates 150 --max-tokens 2048 --max-update 100000 --stop-time-hours "$(hours "$NAT_MINUTES")" --cpu
+  --save-interval-updates "$CKPT_UPDATES" --keep-interval-updates -1 --no-epoch-checkpoints
+  --disable-validation --log-format simple --log-interval 25)
+NAT=(--task translation_refine --arch refinement_nat_tiny --criterion refinement_nat_loss --train-steps 4
+  --dae-prob 0.5 --max-length-offset 20)
+FAIRSEQ=(--task translation_lev --criterion nat_loss --label-smoothing 0.1 --share-all-embeddings
+  --length-loss-factor 0.1)
 
-if [ ! -f "$OUT/fairseq_inat/checkpoint_last.pt" ]; then
-  log "training fairseq iterative_nonautoregressive_transformer for $NAT_MINUTES minutes"
-  fairseq-train "$OUT/distill/bin" "${COMMON[@]}" --arch iterative_nonautoregressive_transformer --noise full_mask \
-    --train-step 4 --dae-ratio 0.5 --pred-length-offset --length-loss-factor 0.1 --save-dir "$OUT/fairseq_inat"
-fi
-if [ ! -f "$OUT/fairseq_cmlm/checkpoint_last.pt" ]; then
-  log "training fairseq cmlm_transformer for $NAT_MINUTES minutes"
-  fairseq-train "$OUT/distill/bin" "${COMMON[@]}" --arch cmlm_transformer --noise random_mask \
-    --length-loss-factor 0.1 --save-dir "$OUT/fairseq_cmlm"
-fi
+flags_of() {  # the fairseq-train flags of system $1
+  case "$1" in
+    nat) echo "${NAT[@]} $NAT_EXTRA" ;;
+    nat-curr) echo "${NAT[@]} --refine-from-update $CURRICULUM_UPDATES $NAT_EXTRA" ;;
+    nat-0.2) echo "${NAT[@]} --decoder-connections highway --corruption-schedule constant --corruption-prob 0.5" ;;
+    cmlm) echo "${FAIRSEQ[@]} --arch cmlm_transformer --noise random_mask" ;;
+    inat) echo "${FAIRSEQ[@]} --arch iterative_nonautoregressive_transformer --noise full_mask --train-step 4 \
+                --dae-ratio 0.5 --pred-length-offset" ;;
+    *) echo "unknown system $1 (nat, nat-curr, nat-0.2, cmlm, inat)" >&2; return 1 ;;
+  esac
+}
 
-log "decoding the test book with every system"
+train_one() {  # system seed
+  local dir="$CMP/$1-s$2"
+  if [ -f "$dir/.trained" ]; then return 0; fi
+  mkdir -p "$dir"
+  local flags
+  flags=$(flags_of "$1")
+  # shellcheck disable=SC2086
+  OMP_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS fairseq-train "$OUT/distill/bin" --user-dir "$USER_DIR" \
+    "${COMMON[@]}" $flags --seed "$2" --save-dir "$dir" > "$dir/train.log" 2>&1
+  touch "$dir/.trained"
+}
+
+log "1/3 training ${SYSTEMS// /, } for $NAT_MINUTES minutes, seeds ${SEEDS// /, }, $PARALLEL at a time"
+running=0
+for seed in $SEEDS; do
+  for system in $SYSTEMS; do
+    flags_of "$system" > /dev/null
+    train_one "$system" "$seed" &
+    running=$((running + 1))
+    if [ "$running" -ge "$PARALLEL" ]; then wait -n; running=$((running - 1)); fi
+  done
+done
+wait
+
+log "2/3 decoding the test book with every final checkpoint"
+SYS_ARGS=() ; SPECS="ar:4"
+for seed in $SEEDS; do
+  for system in $SYSTEMS; do
+    ckpt="$CMP/$system-s$seed/checkpoint_last.pt"
+    case "$system" in
+      nat*) SYS_ARGS+=(--refinement-nat "$system-s$seed=$ckpt") ;;
+      *) SYS_ARGS+=(--fairseq-nat "$system-s$seed=$ckpt") ;;
+    esac
+    for k in 1 10 adaptive; do SPECS="$SPECS,$system-s$seed:$k"; done
+  done
+done
 "$PYTHON" -m iterref_fairseq.cli.benchmark_nat "$DATA/bin" --ar-path "$OUT/ar/checkpoint_last.pt" --cpu \
-  --path "$NAT_CKPT" --fairseq-nat inat="$OUT/fairseq_inat/checkpoint_last.pt" \
-  --fairseq-nat cmlm="$OUT/fairseq_cmlm/checkpoint_last.pt" \
-  --refs "$DATA/test.ref.en.k" "$DATA/test.ref.en.4" "$DATA/test.ref.en.3" \
-  --systems ar:4,nat:1,nat:10,nat:adaptive,inat:1,inat:10,inat:adaptive,cmlm:1,cmlm:10,cmlm:adaptive \
-  --speed-sentences "$SPEED_SENTENCES" --out "$OUT/compare_fairseq.json"
-log "done: $OUT/compare_fairseq.md"
+  "${SYS_ARGS[@]}" --refs "$DATA/test.ref.en.k" "$DATA/test.ref.en.4" "$DATA/test.ref.en.3" \
+  --systems "$SPECS" --speed-sentences "$SPEED_SENTENCES" --out "$CMP/compare_fairseq.json"
+
+log "3/3 learning curves (first 300 validation verses)"
+RUNS=()
+for seed in $SEEDS; do for system in $SYSTEMS; do RUNS+=(--run "$system-s$seed=$CMP/$system-s$seed"); done; done
+"$PYTHON" examples/refinement_nat/learning_curve.py "$DATA/bin" "${RUNS[@]}" --gen-subset valid \
+  --refs "$DATA/valid.ref.en.k" "$DATA/valid.ref.en.4" "$DATA/valid.ref.en.3" --max-examples 300 --idec 1,10 \
+  --out "$CMP/learning_curves.json"
+log "done: $CMP/compare_fairseq.md, $CMP/learning_curves.md"

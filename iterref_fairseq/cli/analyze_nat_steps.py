@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Dict, List
 
 import torch
-import torch.nn.functional as F
 
 from .common import (CLIError, add_deprecated_flag, add_device_arguments, add_gen_subset_argument,
                      add_max_examples_argument, check_file, check_out_dir, check_positive, console_main,
@@ -46,12 +45,12 @@ def step_statistics(model, dataset, max_examples: int, steps: int, batch_size: i
         for start in range(0, n, batch_size):
             batch = dataset.collater([dataset[i] for i in range(start, min(n, start + batch_size))])
             net_input = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch["net_input"].items()}
-            out = model(**net_input, tgt_tokens=batch["target"].to(device), train_steps=steps, dae_prob=0.0)
+            target = batch["target"].to(device)
+            out = model(**net_input, tgt_tokens=target, train_steps=steps, dae_prob=0.0, predict_last=True)
             for i, step in enumerate(out["steps"]):
-                lprobs = F.log_softmax(step["logits"].float(), dim=-1)
-                mask, target = step["mask"], step["target"]
-                nll[i] += -lprobs.gather(-1, target.unsqueeze(-1)).squeeze(-1)[mask].double().sum().cpu()
-                correct[i] += (lprobs.argmax(-1)[mask] == target[mask]).double().sum().cpu()
+                mask = step["mask"]
+                nll[i] += step["nll"].double().sum().cpu()
+                correct[i] += (step["tokens"][mask] == target[mask]).double().sum().cpu()
             tokens += int(out["steps"][0]["mask"].sum())
     if tokens == 0:
         raise CLIError("no target tokens in the selected sentences (raise --max-examples or choose another "
@@ -119,7 +118,7 @@ def _main(argv=None) -> int:
         models, cfg, task = load_checkpoint(path, args.data, "pass --path CHECKPOINT... of refinement_nat models",
                                             state=state)
         model = models[0].eval().to(device)
-        if not hasattr(model, "decode_refine"):
+        if not hasattr(model, "refine_hidden"):
             raise CLIError(f"{path} is not a refinement_nat checkpoint (--path needs models trained with "
                            "--arch refinement_nat*)")
         try:

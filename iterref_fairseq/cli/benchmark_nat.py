@@ -66,7 +66,9 @@ def load_model(path: str, data: str, use_cuda: bool, fp16: bool, flag: str = "--
     return task, model
 
 
-def build_generator(kind: str, value: str, task, model, args):
+def build_generator(kind: str, value: str, task, model, args, refinement: Optional[bool] = None):
+    """The generator of one --systems entry; ``refinement`` (default: kind == "nat") picks this package's
+    iterative-refinement generator for NAT kinds, otherwise fairseq's."""
     if kind == "ar":
         from fairseq.sequence_generator import SequenceGenerator
 
@@ -74,7 +76,7 @@ def build_generator(kind: str, value: str, task, model, args):
                                  max_len_b=args.max_len_b)
     adaptive = value == "adaptive"
     idec = ADAPTIVE_CAP if adaptive else int(value)
-    if kind != "nat":
+    if not (kind == "nat" if refinement is None else refinement):
         # a fairseq built-in NAT (translation_lev task): fairseq's own generator, whose max_iter N runs N + 1
         # decoder passes, so idec passes = max_iter idec - 1; adaptive = stop when the output is unchanged
         from fairseq.iterative_refinement_generator import IterativeRefinementGenerator
@@ -210,7 +212,9 @@ def run(args) -> Dict:
     use_cuda = resolve_device(args).type == "cuda"
     if args.fp16 and not use_cuda:
         raise CLIError("--fp16 needs a GPU: run on a machine with CUDA and without --cpu, or drop --fp16")
-    extra = dict(item.split("=", 1) for item in args.fairseq_nat)
+    fairseq_nats = dict(item.split("=", 1) for item in args.fairseq_nat)
+    ours = dict(item.split("=", 1) for item in args.refinement_nat)
+    extra = {**fairseq_nats, **ours}
     systems = parse_systems(args.systems, tuple(extra))
     flags = {"nat": "--path", "ar": "--ar-path"}
     loaded = {}
@@ -218,7 +222,8 @@ def run(args) -> Dict:
         path = {"nat": args.path, "ar": args.ar_path}.get(kind) or extra.get(kind)
         if not path:
             raise CLIError(f"--systems asks for {kind} but {flags[kind]} CHECKPOINT is missing")
-        task, model = load_model(path, args.data, use_cuda, args.fp16, flags.get(kind, f"--fairseq-nat {kind}="))
+        flag = flags.get(kind) or (f"--refinement-nat {kind}=" if kind in ours else f"--fairseq-nat {kind}=")
+        task, model = load_model(path, args.data, use_cuda, args.fp16, flag)
         try:
             task.load_dataset(args.gen_subset)
         except FileNotFoundError as err:
@@ -232,9 +237,10 @@ def run(args) -> Dict:
         task, model = loaded[kind]
         label = "NAT" if kind == "nat" else kind
         name = f"AR b={value}" if kind == "ar" else (f"{label} adaptive" if value == "adaptive" else f"{label} idec={value}")
-        generator = build_generator(kind, value, task, model, args)
+        refinement = kind == "nat" or kind in ours
+        generator = build_generator(kind, value, task, model, args, refinement)
         logger.info("decoding %s (batched, %d sentences)", name, n_sent)
-        offset = 0 if kind in ("ar", "nat") else 1
+        offset = 0 if kind == "ar" or refinement else 1
         hyps, secs, src_tok, n, steps = decode(task, model, generator, args.gen_subset, args.batch_size, use_cuda,
                                                steps_offset=offset)
         row = {"system": name, "kind": kind, "setting": value, "mean_steps": steps,
@@ -288,6 +294,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fairseq-nat", action="append", default=[], metavar="NAME=PATH",
                    help="a fairseq built-in NAT checkpoint (task translation_lev, e.g. cmlm_transformer) decoded "
                         "with fairseq's generator; refer to it in --systems as NAME:<idec>|NAME:adaptive")
+    p.add_argument("--refinement-nat", action="append", default=[], metavar="NAME=PATH",
+                   help="a further refinement NAT checkpoint (task translation_refine) decoded with this package's "
+                        "generator, like --path; refer to it in --systems as NAME:<idec>|NAME:adaptive")
     add_gen_subset_argument(p, "test", "split of DATA to decode (default test)", deprecated=("--split",))
     p.add_argument("--refs", nargs="*", help="detokenized reference files, one or more (multi-reference BLEU)")
     p.add_argument("--target-lang", default="en", help="language for Moses detokenization of hypotheses")
@@ -320,11 +329,14 @@ def _main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     resolve_data(args, fix="pass the fairseq-preprocess output directory as DATA")
     check_positive(batch_size=args.batch_size, length_beam=args.length_beam)
-    for item in args.fairseq_nat:
-        if "=" not in item:
-            raise CLIError(f"--fairseq-nat {item!r}: use NAME=PATH")
+    for flag in ("--fairseq-nat", "--refinement-nat"):
+        for item in getattr(args, flag[2:].replace("-", "_")):
+            name = item.split("=", 1)[0]
+            if "=" not in item or not name or name in ("ar", "nat"):
+                raise CLIError(f"{flag} {item!r}: use NAME=PATH with a NAME other than ar and nat")
     for flag, path in [("--path", args.path), ("--ar-path", args.ar_path)] + [
-            ("--fairseq-nat", i.split("=", 1)[1]) for i in args.fairseq_nat]:
+            ("--fairseq-nat", i.split("=", 1)[1]) for i in args.fairseq_nat] + [
+            ("--refinement-nat", i.split("=", 1)[1]) for i in args.refinement_nat]:
         if path:
             check_file(path, "checkpoint", f"pass {flag} CHECKPOINT written by fairseq-train")
     check_out_dir(args.out)

@@ -6,6 +6,15 @@ decoder 1 and three of decoder 2). The input of each refinement step is, with pr
 ``--corruption-prob``), otherwise the model's own previous output (LVM term; argmax, or a sample with
 ``--stochastic-approx``). The token negative log-likelihoods of all steps and the length loss are summed.
 
+The DAE/LVM coin is drawn once per step for the whole batch (``--dae-choice batch``, the reference code) or per
+sentence (``sentence``, fairseq's iterative NAT). The corruption strength of step l comes from the task
+(``--corruption-schedule``: the reference code's layerwise beta = 0.63 / 0.37 / 0.10 at itrain 4, or constant).
+
+Curriculum (``--refine-from-update N``, a deviation from the thesis, off by default): until update N only decoder
+1 is trained (itrain = 1, one decoder pass per update); from update N on, all ``--train-steps`` conditionals.
+Decoder 2 cannot refine a decoder-1 output that is still noise, and an itrain-1 update costs about a quarter of
+an itrain-4 one, so the early updates go further.
+
 Reduction: per step, the mean NLL over target tokens; the loss is the sum of those means plus the mean length
 NLL, and ``sample_size`` is 1 (the convention of fairseq's NAT losses). Validation runs the LVM chain only
 (pDAE = 0, argmax), so the validation loss measures what decoding does.
@@ -43,14 +52,25 @@ class RefinementNATLossConfig(FairseqDataclass):
             "choices": ["chain", "previous"],
         },
     )
+    dae_choice: str = field(
+        default="batch",
+        metadata={"help": "DAE/LVM coin per refinement step: one for the whole batch ('batch', the reference code) "
+                          "or one per sentence ('sentence', fairseq's iterative NAT)",
+                  "choices": ["batch", "sentence"]},
+    )
+    refine_from_update: int = field(
+        default=0,
+        metadata={"help": "curriculum (deviation): train decoder 1 alone (itrain = 1) before this update, then "
+                          "--train-steps conditionals; 0 = from the start (the thesis)"},
+    )
     label_smoothing: float = field(default=0.0, metadata={"help": "label smoothing epsilon (the thesis uses none)"})
     length_loss_factor: float = field(default=1.0, metadata={"help": "weight of the length-prediction loss"})
 
 
 @register_criterion("refinement_nat_loss", dataclass=RefinementNATLossConfig)
 class RefinementNATLoss(FairseqCriterion):
-    def __init__(self, task, train_steps, dae_prob, stochastic_approx, lvm_input, label_smoothing,
-                 length_loss_factor):
+    def __init__(self, task, train_steps, dae_prob, stochastic_approx, lvm_input, dae_choice, refine_from_update,
+                 label_smoothing, length_loss_factor):
         super().__init__(task)
         if train_steps < 1:
             raise ValueError(f"--train-steps must be >= 1, got {train_steps}")
@@ -62,41 +82,52 @@ class RefinementNATLoss(FairseqCriterion):
         if lvm_input not in ("chain", "previous"):
             raise ValueError(f"--lvm-input must be 'chain' or 'previous', got {lvm_input!r}")
         self.lvm_input = lvm_input
+        if dae_choice not in ("batch", "sentence"):
+            raise ValueError(f"--dae-choice must be 'batch' or 'sentence', got {dae_choice!r}")
+        self.dae_choice = dae_choice
+        if refine_from_update < 0:
+            raise ValueError(f"--refine-from-update must be >= 0, got {refine_from_update}")
+        self.refine_from_update = refine_from_update
+        if not 0.0 <= label_smoothing < 1.0:
+            raise ValueError(f"--label-smoothing must be in [0, 1), got {label_smoothing}")
         self.eps = label_smoothing
         self.length_loss_factor = length_loss_factor
+        self.update_num = 0
 
-    def _token_loss(self, logits, target, mask):
-        lprobs = F.log_softmax(logits[mask].float(), dim=-1)
-        nll = -lprobs.gather(1, target[mask].unsqueeze(1)).squeeze(1)
-        if self.eps > 0:
-            finite = torch.isfinite(lprobs)
-            smooth = -lprobs.masked_fill(~finite, 0.0).sum(-1) / finite.sum(-1)
-            loss = (1 - self.eps) * nll + self.eps * smooth
-        else:
-            loss = nll
-        return loss.mean(), nll.mean()
+    def set_update_num(self, update_num: int) -> None:
+        """Called by the task before every training step (the curriculum reads it)."""
+        self.update_num = update_num
+
+    def steps_now(self) -> int:
+        """itrain of the current update: 1 before ``--refine-from-update``, then ``--train-steps``."""
+        return 1 if self.update_num < self.refine_from_update else self.train_steps
+
+    def _corrupt(self, target: torch.Tensor, step: int) -> torch.Tensor:
+        return self.task.corrupt(target, step=step, train_steps=self.train_steps)
 
     def forward(self, model, sample, reduce=True):
         training = model.training
         out = model(
             **sample["net_input"],
             tgt_tokens=sample["target"],
-            train_steps=self.train_steps,
+            train_steps=self.steps_now() if training else self.train_steps,
             dae_prob=self.dae_prob if training else 0.0,
             stochastic=self.stochastic and training,
-            corrupt=self.task.corrupt if training else None,
+            corrupt=self._corrupt if training else None,
             lvm_input=self.lvm_input,
+            dae_choice=self.dae_choice,
+            label_smoothing=self.eps,
         )
         loss = 0.0
-        logging_output = {"nsentences": sample["target"].size(0), "sample_size": 1, "count": 1}
+        nsentences = sample["target"].size(0)
+        logging_output = {"nsentences": nsentences, "sample_size": 1, "count": 1}
         ntokens = 0
-        n_dae = 0
+        dae_rows = 0
         for i, step in enumerate(out["steps"]):
-            step_loss, step_nll = self._token_loss(step["logits"], step["target"], step["mask"])
-            loss = loss + step_loss
+            loss = loss + step["loss"].mean()
             ntokens = int(step["mask"].sum())
-            n_dae += step["input"] == "dae"
-            logging_output[f"nll_step{i}"] = step_nll.detach().item()
+            dae_rows += step["dae_rows"]
+            logging_output[f"nll_step{i}"] = step["nll"].mean().item()
         length = out["length"]
         length_loss = F.cross_entropy(length["logits"].float(), length["target"])
         loss = loss + self.length_loss_factor * length_loss
@@ -106,8 +137,8 @@ class RefinementNATLoss(FairseqCriterion):
             nll_loss=logging_output[f"nll_step{len(out['steps']) - 1}"],
             length_loss=length_loss.detach().item(),
             length_acc=length_acc.item(),
-            dae_steps=n_dae,
-            refine_steps=len(out["steps"]) - 1,
+            dae_rows=dae_rows,
+            refine_rows=(len(out["steps"]) - 1) * nsentences,
             ntokens=ntokens,
         )
         return loss, 1, logging_output
@@ -117,9 +148,9 @@ class RefinementNATLoss(FairseqCriterion):
         # every logging output carries count = 1: log_means divides the sums by the summed count
         if not log_means(logging_outputs, ("loss", "nll_loss", "length_loss", "length_acc")):
             return
-        steps = sum(log.get("refine_steps", 0) for log in logging_outputs)
-        if steps:
-            metrics.log_scalar("dae_frac", sum(log.get("dae_steps", 0) for log in logging_outputs) / steps, 1, round=3)
+        rows = sum(log.get("refine_rows", 0) for log in logging_outputs)
+        if rows:  # fraction of (sentence, refinement step) pairs that were DAE terms
+            metrics.log_scalar("dae_frac", sum(log.get("dae_rows", 0) for log in logging_outputs) / rows, 1, round=3)
         log_means(logging_outputs, sorted({k for log in logging_outputs for k in log if k.startswith("nll_step")}))
 
     @staticmethod

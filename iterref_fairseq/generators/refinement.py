@@ -34,7 +34,7 @@ initial decoder counts as one). fairseq's own generator runs N + 1 passes for th
 paper so that ``--iter-decode-max-iter 1`` is "idec = 1" of Table 3.1 and 0 is rejected.
 """
 import logging
-from typing import Dict, List, NamedTuple, Optional
+from typing import Any, Dict, List, NamedTuple, Optional
 
 import torch
 
@@ -50,21 +50,29 @@ class RefinementState(NamedTuple):
     scores: (B, T) log-probability of each predicted token (0 at pads).
     padding_mask: (B, T) True at padded positions.
     hidden: (B, T, C) final decoder states fed to the next refinement step, or None.
+    context: what the model computed once for all refinement passes over these rows (e.g. cross-attention keys
+        and values), any object with ``select(index)``, or None. The generator only selects its rows.
     """
 
     tokens: torch.Tensor
     scores: torch.Tensor
     padding_mask: torch.Tensor
     hidden: Optional[torch.Tensor] = None
+    context: Optional[Any] = None
 
     def select(self, index: torch.Tensor) -> "RefinementState":
-        return RefinementState(*(None if x is None else x.index_select(0, index) for x in self))
+        def rows(x):
+            if x is None:
+                return None
+            return x.index_select(0, index) if isinstance(x, torch.Tensor) else x.select(index)
+
+        return RefinementState(*(rows(x) for x in self))
 
     def scatter(self, index: torch.Tensor, rows: "RefinementState") -> "RefinementState":
-        """A new state equal to ``self`` with rows ``index`` replaced by ``rows``."""
+        """A new state equal to ``self`` with rows ``index`` of its tensors replaced by ``rows`` (no context)."""
 
         def put(full, part):
-            if full is None:
+            if full is None or not isinstance(full, torch.Tensor):
                 return None
             out = full.clone()
             out[index] = part
@@ -170,8 +178,22 @@ class IterativeRefinementDecoder:
         return hit
 
     # ------------------------------------------------------------------ main loop
-    @torch.no_grad()
     def generate(self, models, sample: Dict, prefix_tokens=None, constraints=None, **kwargs):
+        with torch.inference_mode():
+            final, steps, snapshots, k, empty = self._decode(models, sample, prefix_tokens, constraints)
+        # inference tensors cannot be modified later (fairseq-generate scales the scores in place): plain copies
+        final = RefinementState(*(t.clone() for t in final[:3]))
+        snapshots = None if snapshots is None else [RefinementState(*(t.clone() for t in s[:3])) for s in snapshots]
+        steps, empty = steps.clone(), empty.clone()
+        ids = sample.get("id")
+        return [
+            self._finalize_sentence(i, k, final, steps, snapshots, bool(empty[i]), i if ids is None else int(ids[i]))
+            for i in range(empty.size(0))
+        ]
+
+    def _decode(self, models, sample: Dict, prefix_tokens=None, constraints=None):
+        """Steps 1-3 of the module docstring. Returns the final state of every row, passes per row, the state
+        after every pass (``retain_history``) or None, K and the (B,) empty-source mask."""
         if len(models) != 1:
             raise ValueError("iterative refinement decodes with one model; ensembles are not supported")
         if constraints is not None or prefix_tokens is not None:
@@ -192,32 +214,39 @@ class IterativeRefinementDecoder:
         src_rows = src_tokens.index_select(0, row_order)
         state = model.initialize_refinement(encoder_out, src_rows, lengths.reshape(-1))
         rows = state.tokens.size(0)
+        # the final output of every row; the active rows' last state travels separately and shrinks when rows stop
+        out_tokens, out_scores, out_padding = state.tokens.clone(), state.scores.clone(), state.padding_mask
         steps = torch.ones(rows, dtype=torch.long, device=src_tokens.device)
-        done = torch.zeros(rows, dtype=torch.bool, device=src_tokens.device)
-        history = [state._replace(hidden=None)] if self.retain_history else None
-        window = [state.tokens]
+        history = [(state.tokens, state.scores)] if self.retain_history else None
+        active = torch.arange(rows, device=src_tokens.device)
+        window = [state.tokens]  # recent outputs of the active rows, oldest first
 
         for _ in range(self.max_iter - 1):
-            active = (~done).nonzero(as_tuple=False).squeeze(1)
-            if active.numel() == 0:
-                break
-            sub_enc = encoder_out if active.numel() == rows else model.reorder_encoder_out(encoder_out, active)
-            new_rows = model.refine(sub_enc, state.select(active))
-            if not self.force_max_iter:
-                needed = window[-1:] if self.stop_criterion == "unchanged" else window
-                converged = self._converged([w.index_select(0, active) for w in needed], new_rows.tokens)
-                done[active] = converged
-            state = state.scatter(active, new_rows)
+            state = model.refine(encoder_out, state)
+            out_tokens[active] = state.tokens
+            out_scores[active] = state.scores
             steps[active] += 1
-            window = (window + [state.tokens])[-self.jaccard_window:]
             if history is not None:
-                history.append(state._replace(hidden=None))  # only tokens and scores are reported
+                history.append((out_tokens.clone(), out_scores.clone()))
+            if self.force_max_iter:
+                continue
+            needed = window[-1:] if self.stop_criterion == "unchanged" else window
+            converged = self._converged(needed, state.tokens)
+            window = (window + [state.tokens])[-self.jaccard_window:]
+            if bool(converged.all()):
+                break
+            if bool(converged.any()):  # converged rows leave the batch; nothing is copied on other passes
+                keep = (~converged).nonzero(as_tuple=False).squeeze(1)
+                active = active.index_select(0, keep)
+                state = state.select(keep)
+                encoder_out = model.reorder_encoder_out(encoder_out, keep)
+                window = [w.index_select(0, keep) for w in window]
 
-        ids = sample.get("id")
-        return [
-            self._finalize_sentence(i, k, state, steps, history, bool(empty[i]), i if ids is None else int(ids[i]))
-            for i in range(bsz)
-        ]
+        final = RefinementState(out_tokens, out_scores, out_padding)
+        snapshots = None
+        if history is not None:
+            snapshots = [RefinementState(t, sc, out_padding) for t, sc in history]
+        return final, steps, snapshots, k, empty
 
     # ------------------------------------------------------------------ output
     def _hypothesis(self, tokens: torch.Tensor, scores: torch.Tensor, mask: torch.Tensor) -> Dict:

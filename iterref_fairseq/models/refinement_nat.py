@@ -26,10 +26,9 @@ Decoding hooks for ``generators/refinement.py``: ``encode``, ``reorder_encoder_o
 ``source_content_lengths``, ``predict_target_lengths``, ``initialize_refinement``, ``refine``.
 """
 import math
-from typing import Callable, Dict, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 from fairseq.models import BaseFairseqModel, register_model, register_model_architecture
 from fairseq.models.transformer import Embedding, TransformerEncoder, TransformerModel
@@ -38,8 +37,9 @@ from fairseq.models.transformer import base_architecture as transformer_base_arc
 from ..generators.refinement import RefinementState
 from ..hub import HubLoadable
 from ..modules.length_predictor import LengthOffsetPredictor
-from ..modules.nat_decoder import NATDecoderStack
+from ..modules.nat_decoder import CONNECTIONS, DecoderContext, NATDecoderStack
 from ..modules.positional_attention import SinusoidalPositions
+from ..modules.projected_cross_entropy import projected_cross_entropy
 
 
 def copy_source_positions(src_content_lengths: torch.Tensor, tgt_mask: torch.Tensor) -> torch.Tensor:
@@ -81,36 +81,48 @@ class RefinementNATModel(HubLoadable, BaseFairseqModel):  # HubLoadable: fairseq
         def stack():
             return NATDecoderStack(
                 args.decoder_layers, dim, args.decoder_ffn_embed_dim, args.decoder_attention_heads,
-                args.dropout, args.attention_dropout, not args.no_positional_attention, args.decoder_residual,
+                args.dropout, args.attention_dropout, not args.no_positional_attention, args.decoder_connections,
                 args.highway_gate_bias,
             )
 
         self.decoder_initial = stack()
         self.decoder_refine = stack()
         self.length_predictor = LengthOffsetPredictor(args.encoder_embed_dim, args.max_length_offset)
-        # pad / bos / eos are never predicted inside a target sequence
-        special = torch.zeros(len(tgt_dict), dtype=torch.bool)
-        special[[self.pad, self.eos, self.bos]] = True
-        self.register_buffer("special_symbols", special, persistent=False)
+        # pad / bos / eos are never predicted inside a target sequence: a -inf output bias
+        bias = torch.zeros(len(tgt_dict))
+        bias[[self.pad, self.eos, self.bos]] = float("-inf")
+        self.register_buffer("output_bias", bias, persistent=False)
 
     # ------------------------------------------------------------------ construction
     @staticmethod
     def add_args(parser):
         TransformerModel.add_args(parser)
-        parser.add_argument("--decoder-residual", action="store_true",
-                            help="use residual connections in the decoders instead of highway layers (ablation)")
+        parser.add_argument("--decoder-connections", choices=CONNECTIONS,
+                            help="how each decoder sublayer joins the residual stream: 'highway-ffn' = residual "
+                                 "around the attention sublayers and highway around the feed-forward one (the "
+                                 "reference code's --ffw_block highway; default), 'highway' = highway everywhere "
+                                 "(models of 0.2; ablation), 'residual' = residual everywhere (ablation)")
+        parser.add_argument("--decoder-residual", action="store_const", const=True, default=None,
+                            help="deprecated: use --decoder-connections residual")
         parser.add_argument("--refine-input", choices=["both", "embedding", "hidden"],
                             help="decoder-2 input: embedding of the previous output plus its final hidden states "
                                  "(both, the thesis's choice and the default), or only one of the two (ablation)")
         parser.add_argument("--highway-gate-bias", type=float, metavar="B",
                             help="initial bias of the highway transform gates (default 0; a negative value makes "
-                                 "each sublayer start by carrying its input, see modules/highway.py)")
+                                 "each highway sublayer start by carrying its input, see modules/highway.py)")
         parser.add_argument("--no-positional-attention", action="store_true",
                             help="remove the positional-attention sublayer from the decoders (ablation)")
         parser.add_argument("--refine-hidden-grad", choices=["flow", "detach"],
                             help="how the previous step's hidden states enter decoder 2 during training: 'flow' "
                                  "lets the gradient of step l reach steps < l (the reference code, default), "
                                  "'detach' stops it (each term of Eq. 3.4 conditioned on a fixed input; ablation)")
+        parser.add_argument("--separate-encoder-embeddings", action="store_true",
+                            help="give the encoder its own input embedding; the decoders' input embedding stays "
+                                 "tied to the output projection (the reference code's default; here an option)")
+        parser.add_argument("--cross-attention-layers", choices=["last", "matching"],
+                            help="encoder states each decoder layer attends to: 'last' = the encoder output "
+                                 "(default), 'matching' = decoder layer l attends to encoder layer l (the "
+                                 "reference code; with unequal depths, layer ceil(l * enc/dec))")
         parser.add_argument("--max-length-offset", type=int, metavar="N",
                             help="length predictor classifies target-source length in [-N, N] (reference: 20)")
 
@@ -124,12 +136,12 @@ class RefinementNATModel(HubLoadable, BaseFairseqModel):  # HubLoadable: fairseq
                 f"({args.encoder_embed_dim}) must equal --decoder-embed-dim ({args.decoder_embed_dim})"
             )
         embed_src = Embedding(len(src_dict), args.encoder_embed_dim, src_dict.pad())
-        if src_dict == tgt_dict:  # joined dictionary: one embedding matrix for encoder, decoders and output
-            embed_tgt = embed_src
+        if src_dict == tgt_dict and not args.separate_encoder_embeddings:
+            embed_tgt = embed_src  # joined dictionary: one matrix for encoder, decoders and output
         elif getattr(args, "share_all_embeddings", False):
             raise ValueError(
-                "--share-all-embeddings requires a joined dictionary: binarize with fairseq-preprocess "
-                "--joined-dictionary"
+                "--share-all-embeddings requires a joined dictionary (binarize with fairseq-preprocess "
+                "--joined-dictionary) and no --separate-encoder-embeddings"
             )
         else:
             embed_tgt = Embedding(len(tgt_dict), args.decoder_embed_dim, tgt_dict.pad())
@@ -160,24 +172,39 @@ class RefinementNATModel(HubLoadable, BaseFairseqModel):  # HubLoadable: fairseq
         """A new encoder-output dict with rows ``new_order``.
 
         fairseq's own version edits the state list in place, which would corrupt the full-batch encoder output
-        the generator keeps. The per-layer ``encoder_states`` are only read by the length predictor, which runs
-        before any reordering, so they are dropped here instead of being copied at every refinement step.
+        the generator keeps. The per-layer ``encoder_states`` are read by the length predictor (before any
+        reordering) and, with ``--cross-attention-layers matching``, by the decoders; otherwise they are dropped
+        instead of copied.
         """
-        time_major = ("encoder_out",)  # (T, B, C) tensors
+        time_major = ("encoder_out", "encoder_states")  # (T, B, C) tensors
+        keep_states = self.args.cross_attention_layers == "matching"
         return {
-            key: [] if key == "encoder_states" else
+            key: [] if key == "encoder_states" and not keep_states else
             [t if t is None else t.index_select(1 if key in time_major else 0, new_order) for t in value]
             for key, value in encoder_out.items()
         }
 
-    @staticmethod
-    def _encoder_memory(encoder_out: Dict) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
-        memory = encoder_out["encoder_out"][0].transpose(0, 1)
+    def _encoder_memories(self, encoder_out: Dict) -> Tuple[List[torch.Tensor], Optional[torch.Tensor]]:
+        """One (B, S, C) memory per decoder layer (``--cross-attention-layers``) and the (B, S) source pad mask."""
         masks = encoder_out["encoder_padding_mask"]
         mask = masks[0] if len(masks) > 0 else None
-        if mask is not None and not bool(mask.any()):
-            mask = None
-        return memory, mask
+        n = self.args.decoder_layers
+        if self.args.cross_attention_layers == "matching":
+            states = encoder_out["encoder_states"]  # embedding output, then one entry per encoder layer
+            n_enc = len(states) - 1
+            if n_enc < 1:
+                raise ValueError("--cross-attention-layers matching needs the per-layer encoder states "
+                                 "(encode with return_all_hiddens=True)")
+            memories = [states[math.ceil((layer + 1) * n_enc / n)].transpose(0, 1) for layer in range(n)]
+        else:
+            memories = [encoder_out["encoder_out"][0].transpose(0, 1)] * n
+        return memories, mask
+
+    def decoder_context(self, stack: NATDecoderStack, encoder_out: Dict, tgt_mask: torch.Tensor) -> DecoderContext:
+        """What every pass of ``stack`` over this batch shares (cross-attention keys/values, positional weights)."""
+        memories, mem_mask = self._encoder_memories(encoder_out)
+        pos = self.positions(tgt_mask.size(1), memories[0].dtype)
+        return stack.context(pos, ~tgt_mask, memories, mem_mask)
 
     def _source_content_mask(self, src_tokens: torch.Tensor) -> torch.Tensor:
         return src_tokens.ne(self.src_pad) & src_tokens.ne(self.src_eos)
@@ -194,26 +221,22 @@ class RefinementNATModel(HubLoadable, BaseFairseqModel):  # HubLoadable: fairseq
             logits, self.source_content_lengths(src_tokens), k, self.args.max_target_positions
         )
 
-    def _with_positions(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    def _with_positions(self, x: torch.Tensor) -> torch.Tensor:
         pos = self.positions(x.size(1), x.dtype)
-        return F.dropout(x + pos.unsqueeze(0), self.dropout, self.training), pos
+        return F.dropout(x + pos.unsqueeze(0), self.dropout, self.training)
 
     def _output(self, hidden: torch.Tensor) -> torch.Tensor:
-        logits = F.linear(hidden, self.embed_tgt.weight)
-        return logits.masked_fill(self.special_symbols, float("-inf"))
+        return F.linear(hidden, self.embed_tgt.weight, self.output_bias.to(hidden.dtype))
 
-    def decode_initial(self, encoder_out: Dict, src_tokens: torch.Tensor, tgt_mask: torch.Tensor):
-        """Decoder 1. tgt_mask (B, T) True at real target positions. Returns logits (B, T, V), hidden (B, T, C)."""
+    def initial_hidden(self, context: DecoderContext, src_tokens: torch.Tensor, tgt_mask: torch.Tensor):
+        """Decoder 1 on the copied source embeddings. tgt_mask (B, T) True at real target positions -> (B, T, C)."""
         content = self._source_content_mask(src_tokens)
         # content positions first, in their original order (works for left- and right-padded sources)
         order = torch.sort((~content).int(), dim=1, stable=True).indices
         src_idx = copy_source_positions(content.sum(1), tgt_mask)
         copied = src_tokens.gather(1, order.gather(1, src_idx))
-        x = self.embed_scale * self.encoder.embed_tokens(copied)
-        x, pos = self._with_positions(x)
-        memory, mem_mask = self._encoder_memory(encoder_out)
-        hidden = self.decoder_initial(x, ~tgt_mask, pos, memory, mem_mask)
-        return self._output(hidden), hidden
+        x = self._with_positions(self.embed_scale * self.encoder.embed_tokens(copied))
+        return self.decoder_initial(x, context)
 
     def _refine_input(self, prev_tokens: torch.Tensor, prev_hidden: torch.Tensor) -> torch.Tensor:
         """Decoder-2 input from the previous step (``--refine-input``; reference code ``--next_dec_input``)."""
@@ -223,14 +246,9 @@ class RefinementNATModel(HubLoadable, BaseFairseqModel):  # HubLoadable: fairseq
         x = self.embed_scale * self.embed_tgt(prev_tokens)
         return x + prev_hidden if mode == "both" else x
 
-    def decode_refine(self, encoder_out: Dict, prev_tokens: torch.Tensor, prev_hidden: torch.Tensor,
-                      tgt_mask: torch.Tensor):
-        """Decoder 2: input = embedding of the previous output + previous final hidden states."""
-        x = self._refine_input(prev_tokens, prev_hidden)
-        x, pos = self._with_positions(x)
-        memory, mem_mask = self._encoder_memory(encoder_out)
-        hidden = self.decoder_refine(x, ~tgt_mask, pos, memory, mem_mask)
-        return self._output(hidden), hidden
+    def refine_hidden(self, context: DecoderContext, prev_tokens: torch.Tensor, prev_hidden: torch.Tensor):
+        """Decoder 2: input = embedding of the previous output + previous final hidden states. -> (B, T, C)."""
+        return self.decoder_refine(self._with_positions(self._refine_input(prev_tokens, prev_hidden)), context)
 
     # ------------------------------------------------------------------ training (Eq. 3.4)
     def forward(
@@ -242,15 +260,25 @@ class RefinementNATModel(HubLoadable, BaseFairseqModel):  # HubLoadable: fairseq
         train_steps: int = 4,
         dae_prob: float = 0.5,
         stochastic: bool = False,
-        corrupt: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
+        corrupt: Optional[Callable[[torch.Tensor, int], torch.Tensor]] = None,
         lvm_input: str = "previous",
+        dae_choice: str = "batch",
+        label_smoothing: float = 0.0,
+        predict_last: bool = False,
         **unused,
     ) -> Dict:
         """Runs the ``train_steps`` conditionals of Eq. (3.4) and returns the loss spec.
 
-        tgt_tokens: (B, T) fairseq targets (content + EOS, right-padded). Returns a dict with
-        ``steps``: list of {logits (B, T, V), target (B, T), mask (B, T), input: "copy" | "lvm" | "dae"} and
-        ``length``: {logits (B, 2M+1), target (B,) class indices}.
+        tgt_tokens: (B, T) fairseq targets (content + EOS, right-padded). ``corrupt(target, step)`` draws the DAE
+        input of refinement step ``step`` (1-based). ``dae_choice``: one DAE/LVM coin per step for the whole batch
+        ("batch", the reference code) or per sentence ("sentence", fairseq's iterative NAT).
+
+        Returns a dict with ``steps``: one dict per step with ``loss`` (N,) training loss of each real target token
+        (label-smoothed when ``label_smoothing`` > 0), ``nll`` (N,) its NLL (no gradient), ``mask`` (B, T) real
+        target positions (N = mask.sum()), ``tokens`` (B, T) the step's predictions (argmax or sample; None on
+        the last step unless ``predict_last``), ``input`` "copy" | "lvm" | "dae" | "mixed" and ``dae_rows``
+        (number of sentences fed a corrupted reference); and ``length``: {logits (B, 2M+1), target (B,)}.
+        The vocabulary logits themselves are never kept (``modules/projected_cross_entropy.py``).
         """
         if tgt_tokens is None:
             raise ValueError("refinement_nat.forward needs tgt_tokens (training targets)")
@@ -258,76 +286,118 @@ class RefinementNATModel(HubLoadable, BaseFairseqModel):  # HubLoadable: fairseq
             raise ValueError(f"train_steps (itrain) must be >= 1, got {train_steps}")
         if lvm_input not in ("chain", "previous"):
             raise ValueError(f"lvm_input must be 'chain' or 'previous', got {lvm_input!r}")
+        if dae_choice not in ("batch", "sentence"):
+            raise ValueError(f"dae_choice must be 'batch' or 'sentence', got {dae_choice!r}")
         target = tgt_tokens.masked_fill(tgt_tokens.eq(self.eos), self.pad)
         tgt_mask = target.ne(self.pad)
+        flat_target = target[tgt_mask]
         encoder_out = self.encode(src_tokens, src_lengths)
         length_logits = self.length_logits(encoder_out, src_tokens)
         length_target = self.length_predictor.offset_targets(tgt_mask.sum(1), self.source_content_lengths(src_tokens))
+        token_mode = "sample" if stochastic else "argmax"
 
-        logits, hidden = self.decode_initial(encoder_out, src_tokens, tgt_mask)
-        steps = [{"logits": logits, "target": target, "mask": tgt_mask, "input": "copy"}]
+        def score(hidden, kind, dae_rows, last):
+            mode = token_mode if (not last or predict_last) else None
+            loss, nll, predicted = projected_cross_entropy(
+                hidden[tgt_mask], self.embed_tgt.weight, self.output_bias, flat_target, label_smoothing, mode
+            )
+            tokens = None if predicted is None else target.masked_scatter(tgt_mask, predicted)
+            return {"loss": loss, "nll": nll, "mask": tgt_mask, "tokens": tokens, "input": kind,
+                    "dae_rows": dae_rows}
+
+        hidden = self.initial_hidden(self.decoder_context(self.decoder_initial, encoder_out, tgt_mask), src_tokens,
+                                     tgt_mask)
+        steps = [score(hidden, "copy", 0, train_steps == 1)]
         # the model's own chain Y^0, Y^1, ...: the LVM term of step l is conditioned on Y^{l-1}
-        chain_tokens = self._chain_tokens(logits, stochastic, tgt_mask)
-        chain_hidden = self._carry_hidden(hidden)
+        chain_tokens, chain_hidden = steps[0]["tokens"], self._carry_hidden(hidden)
+        context = self.decoder_context(self.decoder_refine, encoder_out, tgt_mask) if train_steps > 1 else None
         for step in range(1, train_steps):
-            use_dae = corrupt is not None and float(torch.rand(())) < dae_prob
-            if not use_dae:
-                logits, hidden = self.decode_refine(encoder_out, chain_tokens, chain_hidden, tgt_mask)
-                steps.append({"logits": logits, "target": target, "mask": tgt_mask, "input": "lvm"})
-                chain_tokens = self._chain_tokens(logits, stochastic, tgt_mask)
-                chain_hidden = self._carry_hidden(hidden)
-                continue
-            noisy = corrupt(target).masked_fill(~tgt_mask, self.pad)
-            logits, hidden = self.decode_refine(encoder_out, noisy, chain_hidden, tgt_mask)
-            steps.append({"logits": logits, "target": target, "mask": tgt_mask, "input": "dae"})
-            if lvm_input == "previous":  # next step continues from the DAE step's output
-                chain_tokens = self._chain_tokens(logits, stochastic, tgt_mask)
-                chain_hidden = self._carry_hidden(hidden)
-            elif step < train_steps - 1:  # advance the model's own chain past Y^{l-1} without gradient
+            last = step == train_steps - 1
+            dae = self._dae_rows(target.size(0), dae_prob, corrupt, dae_choice, target.device)
+            n_dae = int(dae.sum())
+            inputs = chain_tokens
+            if n_dae:
+                noisy = corrupt(target, step).masked_fill(~tgt_mask, self.pad)
+                inputs = noisy if n_dae == dae.numel() else torch.where(dae.unsqueeze(1), noisy, chain_tokens)
+            kind = "lvm" if n_dae == 0 else ("dae" if n_dae == dae.numel() else "mixed")
+            hidden = self.refine_hidden(context, inputs, chain_hidden)
+            steps.append(score(hidden, kind, n_dae, last))
+            if last:
+                break
+            new_tokens, new_hidden = steps[-1]["tokens"], self._carry_hidden(hidden)
+            if n_dae and lvm_input == "chain":  # DAE rows: advance the model's own chain past Y^{l-1}, no gradient
                 with torch.no_grad():
-                    chain_logits, chain_hidden = self.decode_refine(encoder_out, chain_tokens, chain_hidden, tgt_mask)
-                chain_tokens = self._chain_tokens(chain_logits, stochastic, tgt_mask)
+                    own_hidden = self.refine_hidden(context, chain_tokens, chain_hidden)
+                    own_tokens = self._predict(own_hidden, tgt_mask, stochastic)
+                rows = dae.unsqueeze(1)
+                new_tokens = torch.where(rows, own_tokens, new_tokens)
+                new_hidden = torch.where(rows.unsqueeze(2), own_hidden, new_hidden)
+            chain_tokens, chain_hidden = new_tokens, new_hidden
         return {"steps": steps, "length": {"logits": length_logits, "target": length_target}}
+
+    @staticmethod
+    def _dae_rows(bsz: int, dae_prob: float, corrupt, dae_choice: str, device) -> torch.Tensor:
+        """(B,) bool: the sentences whose refinement step is a DAE term (one coin per batch or per sentence)."""
+        if corrupt is None or dae_prob <= 0:
+            return torch.zeros(bsz, dtype=torch.bool, device=device)
+        if dae_choice == "batch":
+            return torch.full((bsz,), float(torch.rand(())) < dae_prob, dtype=torch.bool, device=device)
+        return torch.rand(bsz, device=device) < dae_prob
 
     def _carry_hidden(self, hidden: torch.Tensor) -> torch.Tensor:
         """The hidden states (B, T, C) handed to the next decoder-2 step (``--refine-hidden-grad``)."""
         return hidden if self.args.refine_hidden_grad == "flow" else hidden.detach()
 
-    def _chain_tokens(self, logits: torch.Tensor, stochastic: bool, tgt_mask: torch.Tensor) -> torch.Tensor:
-        """Y^l from the logits (B, T, V) of step l: argmax, or a sample (stochastic approximation); pads where
-        tgt_mask (B, T) is False."""
+    def _predict(self, hidden: torch.Tensor, tgt_mask: torch.Tensor, stochastic: bool) -> torch.Tensor:
+        """Tokens (B, T) from hidden states: argmax, or a sample (stochastic approximation); pads off tgt_mask."""
+        logits = self._output(hidden).float()
         if stochastic:
-            probs = F.softmax(logits.detach().float(), dim=-1)
+            probs = F.softmax(logits, dim=-1)
             tokens = torch.multinomial(probs.view(-1, probs.size(-1)), 1).view(logits.shape[:-1])
         else:
-            tokens = logits.detach().argmax(-1)
+            tokens = logits.argmax(-1)
         return tokens.masked_fill(~tgt_mask, self.pad)
 
     # ------------------------------------------------------------------ decoding hooks
-    def _state(self, logits: torch.Tensor, hidden: torch.Tensor, tgt_mask: torch.Tensor) -> RefinementState:
-        scores, tokens = F.log_softmax(logits.float(), dim=-1).max(-1)
+    def _state(self, hidden: torch.Tensor, tgt_mask: torch.Tensor, context: DecoderContext) -> RefinementState:
+        scores, tokens = F.log_softmax(self._output(hidden).float(), dim=-1).max(-1)
         pad_mask = ~tgt_mask
         return RefinementState(
             tokens=tokens.masked_fill(pad_mask, self.pad),
             scores=scores.masked_fill(pad_mask, 0.0),
             padding_mask=pad_mask,
             hidden=hidden,
+            context=context,
         )
 
     def initialize_refinement(self, encoder_out: Dict, src_tokens: torch.Tensor, tgt_lengths: torch.Tensor):
-        """Decoder-1 pass for rows of target lengths ``tgt_lengths`` (B,)."""
+        """Decoder-1 pass for rows of target lengths ``tgt_lengths`` (B,). The state carries decoder 2's context
+        (cross-attention keys/values, positional weights), computed here once for all refinement passes."""
         max_len = int(tgt_lengths.max())
         tgt_mask = torch.arange(max_len, device=src_tokens.device).unsqueeze(0) < tgt_lengths.unsqueeze(1)
-        logits, hidden = self.decode_initial(encoder_out, src_tokens, tgt_mask)
-        return self._state(logits, hidden, tgt_mask)
+        hidden = self.initial_hidden(self.decoder_context(self.decoder_initial, encoder_out, tgt_mask), src_tokens,
+                                     tgt_mask)
+        return self._state(hidden, tgt_mask, self.decoder_context(self.decoder_refine, encoder_out, tgt_mask))
 
     def refine(self, encoder_out: Dict, state: RefinementState) -> RefinementState:
         tgt_mask = ~state.padding_mask
-        logits, hidden = self.decode_refine(encoder_out, state.tokens, state.hidden, tgt_mask)
-        return self._state(logits, hidden, tgt_mask)
+        context = state.context
+        if context is None:
+            context = self.decoder_context(self.decoder_refine, encoder_out, tgt_mask)
+        return self._state(self.refine_hidden(context, state.tokens, state.hidden), tgt_mask, context)
 
 
 # ---------------------------------------------------------------------- architectures
+def _legacy_connections(args) -> str:
+    """``--decoder-connections`` of a run that did not set it. Checkpoints of 0.2 store ``decoder_residual``
+    (False = highway on every sublayer, their only highway form); ``--decoder-residual`` is its deprecated alias.
+    A new run without either gets the reference code's highway-ffn."""
+    legacy = getattr(args, "decoder_residual", None)
+    if legacy is None:
+        return "highway-ffn"
+    return "residual" if legacy else "highway"
+
+
 @register_model_architecture("refinement_nat", "refinement_nat")
 def refinement_nat_base(args):
     args.encoder_embed_dim = getattr(args, "encoder_embed_dim", 512)
@@ -340,11 +410,13 @@ def refinement_nat_base(args):
     args.decoder_attention_heads = getattr(args, "decoder_attention_heads", args.encoder_attention_heads)
     args.dropout = getattr(args, "dropout", 0.1)
     args.attention_dropout = getattr(args, "attention_dropout", 0.0)
-    args.decoder_residual = getattr(args, "decoder_residual", False)
+    args.decoder_connections = getattr(args, "decoder_connections", None) or _legacy_connections(args)
     args.no_positional_attention = getattr(args, "no_positional_attention", False)
     args.refine_input = getattr(args, "refine_input", None) or "both"
     args.highway_gate_bias = getattr(args, "highway_gate_bias", None) or 0.0
     args.refine_hidden_grad = getattr(args, "refine_hidden_grad", None) or "flow"
+    args.separate_encoder_embeddings = getattr(args, "separate_encoder_embeddings", False)
+    args.cross_attention_layers = getattr(args, "cross_attention_layers", None) or "last"
     args.max_length_offset = getattr(args, "max_length_offset", 20) or 20
     args.max_source_positions = getattr(args, "max_source_positions", 1024)
     args.max_target_positions = getattr(args, "max_target_positions", 1024)

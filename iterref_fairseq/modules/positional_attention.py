@@ -1,12 +1,6 @@
-"""Sinusoidal position encodings and positional attention (Gu et al., 2017; thesis §3.5).
-
-Positional attention is an attention sublayer whose queries and keys are the position encodings themselves and
-whose values are the decoder states, so the attention pattern depends only on positions. It lets a
-non-autoregressive decoder move information along the sequence without causal masking.
-"""
+"""Sinusoidal position encodings (Vaswani et al., 2017), the queries and keys of positional attention
+(``modules/nat_attention.py``) and the position signal added to the NAT decoders' inputs."""
 import math
-from typing import Optional
-
 import torch
 import torch.nn as nn
 
@@ -36,21 +30,3 @@ class SinusoidalPositions(nn.Module):
         if seq_len > self.table.size(0):
             self.table = sinusoidal_table(seq_len, self.dim).to(self.table.device)
         return self.table[:seq_len].to(dtype)
-
-
-class PositionalAttention(nn.Module):
-    """Multi-head attention with Q = K = position encodings and V = hidden states.
-
-    Shapes: positions (T, C), values (B, T, C), key_padding_mask (B, T) True at pads -> (B, T, C).
-    """
-
-    def __init__(self, dim: int, heads: int, dropout: float = 0.0):
-        super().__init__()
-        self.attn = nn.MultiheadAttention(dim, heads, dropout=dropout, batch_first=True)
-
-    def forward(
-        self, positions: torch.Tensor, values: torch.Tensor, key_padding_mask: Optional[torch.Tensor] = None
-    ) -> torch.Tensor:
-        pos = positions.unsqueeze(0).expand(values.size(0), -1, -1)
-        out, _ = self.attn(pos, pos, values, key_padding_mask=key_padding_mask, need_weights=False)
-        return out

@@ -1,8 +1,8 @@
 """Task ``translation_refine``: parallel text for refinement-based NAT models.
 
 It reads the same binarized data as fairseq's ``translation`` task (raw or distilled targets), supplies the
-corruption process C of Hill et al. for the DAE term of Eq. (3.4) (``--corruption-prob``, see
-``data/corruption.py``) and builds the iterative-refinement generator for fairseq-generate/-interactive.
+corruption process C of Hill et al. for the DAE term of Eq. (3.4) (``--corruption-schedule``,
+``--corruption-prob``, see ``data/corruption.py``) and builds the iterative-refinement generator for fairseq-generate/-interactive.
 
 Decoding flags (task-level because fairseq's generation config is fixed):
 ``--stop-criterion {unchanged,jaccard}``, ``--jaccard-window``, ``--keep-repeats``, ``--oracle-length``.
@@ -39,8 +39,15 @@ logger = logging.getLogger(__name__)
 class TranslationRefineConfig(TranslationConfig):
     corruption_prob: float = field(
         default=0.1,
-        metadata={"help": "beta: per-token probability of the corruption process C (repeat/replace/swap) used by "
-                          "the DAE term; the thesis does not state its value, 0.1 follows Hill et al. (2016)"},
+        metadata={"help": "beta of --corruption-schedule constant: per-token probability of the corruption process "
+                          "C (repeat/replace/swap) used by the DAE term; the thesis does not state it, 0.1 is the "
+                          "reference code's constant default"},
+    )
+    corruption_schedule: ChoiceEnum(["layerwise", "constant"]) = field(
+        default="layerwise",
+        metadata={"help": "beta per refinement step: 'layerwise' = the reference code's schedule, strong noise "
+                          "early and weak late, linear from 0.9 (excluded) down to 0.1 over itrain-1 steps "
+                          "(0.63 / 0.37 / 0.10 at itrain 4); 'constant' = --corruption-prob for every step"},
     )
     stop_criterion: ChoiceEnum(list(STOP_CRITERIA)) = field(
         default="unchanged",
@@ -91,6 +98,16 @@ class TranslationRefineConfig(TranslationConfig):
     decoding_seed: int = field(default=1, metadata={"help": "seed of the uniform strategy's random order"})
 
 
+def layerwise_beta(step: int, train_steps: int, start: float = 0.9, end: float = 0.1) -> float:
+    """The reference code's ``--layerwise_denoising_weight``: beta of refinement step ``step`` (1-based, decoder-2
+    passes 1 .. train_steps - 1) falls linearly from ``start`` (excluded) to ``end`` in equal steps of
+    (start - end) / (train_steps - 1). itrain 4: 0.633, 0.367, 0.100; itrain 2: 0.1."""
+    if not 1 <= step < train_steps:
+        raise ValueError(f"refinement step {step} outside 1 .. {train_steps - 1} (itrain = {train_steps})")
+    gap = (start - end) / (train_steps - 1)
+    return end + (train_steps - 1 - step) * gap
+
+
 def _max_target_length(models, default: int) -> int:
     """The longest target every model can decode (``default`` when no model states one)."""
     limits = [m.max_decoder_positions() for m in models if hasattr(m, "max_decoder_positions")]
@@ -101,10 +118,22 @@ def _max_target_length(models, default: int) -> int:
 class TranslationRefineTask(TranslationTask):
     cfg: TranslationRefineConfig
 
-    def corrupt(self, target: torch.Tensor) -> torch.Tensor:
-        """Y~ ~ C(Y | Y*) for a (B, T) right-padded batch of target tokens."""
+    def corruption_beta(self, step: Optional[int] = None, train_steps: Optional[int] = None) -> float:
+        """beta of refinement step ``step`` (1 .. train_steps - 1) under ``--corruption-schedule``."""
+        if self.cfg.corruption_schedule == "constant" or step is None or train_steps is None:
+            return self.cfg.corruption_prob
+        return layerwise_beta(step, train_steps)
+
+    def corrupt(self, target: torch.Tensor, step: Optional[int] = None, train_steps: Optional[int] = None):
+        """Y~ ~ C(Y | Y*) for a (B, T) right-padded batch of target tokens, with the beta of refinement step
+        ``step`` out of ``train_steps`` (see ``corruption_beta``)."""
         d = self.target_dictionary
-        return corrupt_tokens(target, d.pad(), self.cfg.corruption_prob, d.nspecial, len(d))
+        return corrupt_tokens(target, d.pad(), self.corruption_beta(step, train_steps), d.nspecial, len(d))
+
+    def train_step(self, sample, model, criterion, optimizer, update_num, ignore_grad=False):
+        if hasattr(criterion, "set_update_num"):  # criteria with a schedule over updates (curriculum)
+            criterion.set_update_num(update_num)
+        return super().train_step(sample, model, criterion, optimizer, update_num, ignore_grad)
 
     def build_generator(self, models, args, seq_gen_cls=None, extra_gen_cls_kwargs=None, **kwargs):
         # models declare their generator (a hook, never a class-name test)

@@ -1,0 +1,171 @@
+#!/usr/bin/env python
+"""BLEU against training minutes for NAT runs: the checkpoints of each run decoded at fixed numbers of passes.
+
+Every run directory holds the interval checkpoints of one fairseq-train run (``--save-interval-updates N
+--keep-interval-updates -1``) and its log (``train.log``). A checkpoint's training time is read from fairseq's
+``train_wall`` in the log line of its update. Each checkpoint is decoded on the first ``--max-examples`` sentences
+of ``--gen-subset`` with every ``--idec`` (our refinement NAT: this package's generator, fixed passes; fairseq's
+NATs: fairseq's generator, idec - 1 iterations). For the AR model ``--ar RUN`` gives greedy BLEU per checkpoint.
+
+    python examples/refinement_nat/learning_curve.py DATA_BIN --refs valid.ref.en.k \\
+        --run nat=work/lc/nat --run cmlm=work/lc/cmlm --ar ar=work/demo/ar --idec 1,10 \\
+        --out results/refinement_nat/learning_curves.json
+
+Writes JSON (per run: updates, minutes, BLEU per idec), a markdown table with the minutes each run needs to reach
+``--target-fraction`` of ``--reference-bleu`` (e.g. 50% of AR beam-4 BLEU), and a PNG of the curves.
+"""
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from iterref_fairseq.cli.benchmark_nat import build_generator, decode, detokenize, load_model, read_refs  # noqa: E402
+
+UPDATE_LINE = re.compile(r"num_updates=(\d+).*?train_wall=(\d+)")
+
+
+def wall_minutes(log: Path) -> dict:
+    """{update: training wall minutes} from fairseq's simple-format log lines (train_wall is cumulative)."""
+    minutes = {}
+    for line in log.read_text(errors="replace").splitlines():
+        m = UPDATE_LINE.search(line)
+        if m:
+            minutes[int(m.group(1))] = int(m.group(2)) / 60.0
+    return minutes
+
+
+def minutes_at(update: int, table: dict) -> float:
+    """Training minutes at ``update``, interpolated linearly between the logged updates."""
+    known = sorted(table)
+    if not known:
+        return float("nan")
+    if update <= known[0]:
+        return table[known[0]] * update / max(known[0], 1)
+    for a, b in zip(known, known[1:]):
+        if a <= update <= b:
+            return table[a] + (table[b] - table[a]) * (update - a) / max(b - a, 1)
+    last = known[-1]
+    rate = table[last] / max(last, 1)
+    return table[last] + rate * (update - last)
+
+
+def checkpoints(run: Path):
+    out = []
+    for p in run.glob("checkpoint_*_*.pt"):
+        m = re.match(r"checkpoint_\d+_(\d+)\.pt", p.name)
+        if m:
+            out.append((int(m.group(1)), p))
+    return sorted(out)
+
+
+def bleu_of(path, data, kind, idec, args, refs):
+    import sacrebleu
+
+    task, model = load_model(str(path), data, False, False)
+    task.load_dataset(args.gen_subset)
+    gen_args = argparse.Namespace(length_beam=1, stop_criterion="unchanged", keep_repeats=False, max_len_a=1.2,
+                                  max_len_b=10)
+    generator = build_generator(kind, str(idec), task, model, gen_args)
+    hyps, _, _, _, _ = decode(task, model, generator, args.gen_subset, 64, False, limit=args.max_examples)
+    text = detokenize(task, hyps, args.target_lang)
+    return sacrebleu.corpus_bleu(text, [r[: len(text)] for r in refs]).score
+
+
+def first_reaching(points, key, target):
+    for p in points:
+        if p["bleu"].get(key) is not None and p["bleu"][key] >= target:
+            return p["minutes"]
+    return None
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("data")
+    p.add_argument("--run", action="append", default=[], metavar="NAME=DIR",
+                   help="a NAT run; NAME starting with 'nat' = refinement_nat, otherwise a fairseq NAT")
+    p.add_argument("--ar", action="append", default=[], metavar="NAME=DIR", help="an AR run (greedy BLEU)")
+    p.add_argument("--refs", nargs="+", required=True)
+    p.add_argument("--gen-subset", default="valid")
+    p.add_argument("--max-examples", type=int, default=300)
+    p.add_argument("--idec", default="1,10")
+    p.add_argument("--target-lang", default="en")
+    p.add_argument("--reference-bleu", type=float, help="e.g. AR beam-4 BLEU on the same sentences")
+    p.add_argument("--target-fraction", type=float, default=0.5)
+    p.add_argument("--every", type=int, default=1, help="decode every k-th checkpoint (the last one always)")
+    p.add_argument("--out", type=Path, required=True)
+    args = p.parse_args(argv)
+    n = args.max_examples
+    first = read_refs(args.refs, n, prefix=True) if n else None
+    results = {}
+    specs = [(s, "nat") for s in args.run] + [(s, "ar") for s in args.ar]
+    for spec, family in specs:
+        name, _, directory = spec.partition("=")
+        run = Path(directory)
+        table = wall_minutes(run / "train.log")
+        ckpts = checkpoints(run)
+        ckpts = [c for i, c in enumerate(ckpts) if i % args.every == args.every - 1 or i == len(ckpts) - 1]
+        points = []
+        for update, path in ckpts:
+            bleu = {}
+            if family == "ar":
+                bleu["greedy"] = bleu_of(path, args.data, "ar", 1, args, first)
+            else:
+                kind = "nat" if name.startswith("nat") else "fairseq"
+                for idec in args.idec.split(","):
+                    bleu[f"idec{idec}"] = bleu_of(path, args.data, kind, int(idec), args, first)
+            points.append({"update": update, "minutes": round(minutes_at(update, table), 2), "bleu": bleu})
+            print(f"{name} update {update} ({points[-1]['minutes']} min): "
+                  + ", ".join(f"{k} {v:.2f}" for k, v in bleu.items()), file=sys.stderr)
+        results[name] = points
+    lines = []
+    if args.reference_bleu:
+        target = args.target_fraction * args.reference_bleu
+        lines += [f"Minutes of training to reach {args.target_fraction:.0%} of {args.reference_bleu:.2f} BLEU "
+                  f"({target:.2f}):", "", "| run | curve | minutes |", "|---|---|---|"]
+        for name, points in results.items():
+            for key in (points[0]["bleu"] if points else {}):
+                m = first_reaching(points, key, target)
+                lines.append(f"| {name} | {key} | {'not reached' if m is None else f'{m:.1f}'} |")
+    lines += ["", "| run | update | minutes | BLEU |", "|---|---|---|---|"]
+    for name, points in results.items():
+        for pt in points:
+            lines.append(f"| {name} | {pt['update']} | {pt['minutes']:.1f} | "
+                         + ", ".join(f"{k} {v:.2f}" for k, v in pt["bleu"].items()) + " |")
+    table = "\n".join(lines)
+    print(table)
+    from iterref_fairseq.provenance import run_metadata
+
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"runs": results, "gen_subset": args.gen_subset, "max_examples": n,
+                                    "reference_bleu": args.reference_bleu,
+                                    "provenance": run_metadata([sys.argv[0], *(argv or sys.argv[1:])])}, indent=1))
+    args.out.with_suffix(".md").write_text(table + "\n")
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        for name, points in results.items():
+            for key in (points[0]["bleu"] if points else {}):
+                ax.plot([q["minutes"] for q in points], [q["bleu"][key] for q in points], marker="o",
+                        label=f"{name} {key}")
+        if args.reference_bleu:
+            ax.axhline(args.target_fraction * args.reference_bleu, color="grey", ls="--",
+                       label=f"{args.target_fraction:.0%} of AR beam 4")
+        ax.set_xlabel("training minutes")
+        ax.set_ylabel(f"BLEU ({args.gen_subset}, first {n} sentences)")
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(args.out.with_suffix(".png"), dpi=120)
+    except ImportError:
+        print("matplotlib is not installed: no plot", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
