@@ -113,3 +113,44 @@ def test_analyze_nat_steps_batches_do_not_change_the_numbers(tiny_data, tiny_che
     assert outs[0]["accuracy"] == pytest.approx(outs[1]["accuracy"])
     assert analyze_nat_steps.main([str(tiny_data), "--path", str(tiny_data / "dict.src.txt")]) == 2
     assert "cannot read checkpoint" in capsys.readouterr().err
+
+
+def test_refinement_nat_systems_decode_like_the_main_nat(tiny_data, tiny_checkpoint, tmp_path):
+    """--refinement-nat NAME=PATH is decoded with this package's generator: the same checkpoint as --path gives
+    the same hypotheses, BLEU and passes, and its refinement-pass time is reported."""
+    out = tmp_path / "two.json"
+    ref = tiny_data.parent / "raw" / "test.tgt"
+    cli("iterref-benchmark-nat", tiny_data, "--path", tiny_checkpoint, "--refinement-nat",
+        f"again={tiny_checkpoint}", "--cpu", "--refs", ref, "--systems", "nat:1,nat:10,again:1,again:10",
+        "--speed-sentences", "3", "--target-lang", "en", "--out", out, "--save-hypotheses", tmp_path / "h")
+    result = json.loads(out.read_text())
+    rows = {r["system"]: r for r in result["rows"]}
+    for idec in ("1", "10"):
+        assert rows[f"NAT idec={idec}"]["bleu"] == rows[f"again idec={idec}"]["bleu"]
+        assert rows[f"NAT idec={idec}"]["mean_steps"] == rows[f"again idec={idec}"]["mean_steps"] == int(idec)
+        assert (tmp_path / "h" / f"NAT_idec{idec}.txt").read_text() == \
+            (tmp_path / "h" / f"again_idec{idec}.txt").read_text()
+    assert set(result["refinement_pass_ms"]) == {"nat", "again"}
+    assert "One refinement pass at batch 1" in out.with_suffix(".md").read_text()
+
+
+def test_refinement_pass_time_from_idec_rows():
+    from iterref_fairseq.cli.benchmark_nat import refinement_pass_ms
+
+    def row(kind, setting, seconds, sentences, steps):
+        return {"kind": kind, "setting": setting,
+                "batch1": {"seconds": seconds, "sentences": sentences, "mean_steps": steps}}
+
+    rows = [row("ar", "4", 9.0, 10, None), row("nat", "1", 1.0, 10, 1), row("nat", "10", 10.0, 10, 10),
+            row("cmlm", "1", 2.0, 10, 2), row("cmlm", "10", 5.0, 10, 8), row("other", "adaptive", 1.0, 10, 3)]
+    # nat: (1.0 - 0.1) s per sentence over 9 extra passes; cmlm: (0.5 - 0.2) s over 6 extra passes
+    assert refinement_pass_ms(rows) == pytest.approx({"nat": 100.0, "cmlm": 50.0})
+
+
+def test_refinement_nat_flag_needs_a_name(tiny_data, tiny_checkpoint, tmp_path, capsys):
+    from iterref_fairseq.cli import benchmark_nat
+
+    for item in (str(tiny_checkpoint), f"nat={tiny_checkpoint}"):
+        status = benchmark_nat.main([str(tiny_data), "--refinement-nat", item, "--out", str(tmp_path / "r.json")])
+        assert status == 2
+        assert "use NAME=PATH with a NAME other than ar and nat" in capsys.readouterr().err

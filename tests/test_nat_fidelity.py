@@ -310,3 +310,56 @@ def test_cached_decoding_gives_the_outputs_of_uncached_decoding(force, k):
         got = [(h["tokens"].tolist(), h["steps"], h["score"]) for h in sentence]
         assert [e[:2] for e in expected] == [g[:2] for g in got]
         assert [e[2] for e in expected] == pytest.approx([g[2] for g in got], abs=1e-5)
+
+
+# ---------------------------------------------------------------------------------------------- glancing
+def test_glance_positions_reveal_ratio_times_the_wrong_count_uniformly():
+    torch.manual_seed(0)
+    target = torch.tensor([[5, 6, 7, 8, 1, 1], [5, 6, 7, 8, 9, 10]])
+    mask = target.ne(1)
+    predicted = torch.tensor([[5, 0, 0, 0, 1, 1], [0, 0, 0, 0, 0, 0]])  # 3 and 6 wrong
+    counts = torch.zeros(2, 6)
+    for _ in range(3000):
+        glanced = RefinementNATModel.glance_positions(predicted, target, mask, 0.5)
+        assert glanced.sum(1).tolist() == [2, 3]  # round(1.5) = 2, round(3.0) = 3
+        assert not bool((glanced & ~mask).any())
+        counts += glanced.float()
+    freq = counts / 3000
+    assert freq[0, :4].tolist() == pytest.approx([0.5] * 4, abs=0.04)  # 2 of 4, right or wrong alike
+    assert freq[1].tolist() == pytest.approx([0.5] * 6, abs=0.04)
+
+
+def test_glancing_feeds_reference_tokens_to_decoder1_and_trains_on_the_rest():
+    model = _model(dim=16, layers=1, vocab=30).train()
+    src, src_len, tgt = _batch(model, bsz=6)
+    inputs = []
+    hook = model.decoder_initial.register_forward_pre_hook(lambda module, args: inputs.append(args[0].detach()))
+    torch.manual_seed(4)
+    try:
+        out = model(src, src_len, tgt_tokens=tgt, train_steps=2, dae_prob=0.0, glance_ratio=1.0)
+    finally:
+        hook.remove()
+    plain, glanced_input = inputs  # the no-gradient pass, then the glancing pass (no dropout: p = 0)
+    first = out["steps"][0]
+    target = tgt.masked_fill(tgt.eq(model.eos), model.pad)
+    revealed = target.ne(model.pad) & ~first["mask"]
+    assert first["input"] == "glance" and bool(revealed.any())
+    expected = model._with_positions(model.embed_scale * model.embed_tgt(target))
+    assert torch.allclose(glanced_input[revealed], expected[revealed], atol=1e-6)
+    assert torch.allclose(glanced_input[first["mask"]], plain[first["mask"]], atol=1e-6)
+    assert first["loss"].numel() == int(first["mask"].sum())
+
+
+def test_glancing_ratio_anneals_with_the_update_number():
+    from iterref_fairseq.criterions.refinement_nat_loss import RefinementNATLoss
+
+    d = _dictionary(30)
+    task = TranslationRefineTask(TranslationRefineConfig(), d, d)
+    criterion = RefinementNATLoss(task, 4, 0.5, False, "previous", "batch", 0, 0.0, 1.0, 0.5, 0.3, 100)
+    ratios = []
+    for update in (0, 50, 100, 400):
+        criterion.set_update_num(update)
+        ratios.append(criterion.glance_ratio_now())
+    assert ratios == pytest.approx([0.5, 0.4, 0.3, 0.3])
+    with pytest.raises(ValueError, match="--glancing-ratio must be in"):
+        RefinementNATLoss(task, 4, 0.5, False, "previous", "batch", 0, 0.0, 1.0, 1.5)

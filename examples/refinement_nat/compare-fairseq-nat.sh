@@ -14,10 +14,16 @@
 #   nat        refinement_nat with this release's defaults (the demo's recipe)
 #   nat-curr   the same with --refine-from-update CURRICULUM_UPDATES (decoder 1 alone first)
 #   nat-0.2    the 0.2 decoder (highway on every sublayer, constant beta 0.5): the demo's recipe before 0.3
+#   nat-glat   nat with glancing sampling for decoder 1 (--glancing-ratio 0.5 -> 0.3 over GLANCE_UPDATES)
+#   nat-glat-curr  nat-glat with the curriculum of nat-curr
+#   nat-raw    nat trained on the raw (not distilled) targets      } with the decoding options, the Bible
+#   nat-pdae0  nat without the DAE term (pDAE 0)                   } version of thesis Table 3.3
 #   cmlm       fairseq cmlm_transformer (mask-predict), label smoothing 0.1
 #   inat       fairseq iterative_nonautoregressive_transformer (one shared decoder; itrain 4, pDAE 0.5)
+#   ar         the AR teacher's recipe (fairseq transformer on the raw targets), for its learning curve (greedy)
 # Knobs: OUT (work/demo), NAT_MINUTES (14), SEEDS ("1 2"), SYSTEMS ("nat cmlm"), PARALLEL (2), THREADS (1),
-#        CKPT_UPDATES (200), CURRICULUM_UPDATES (600), SPEED_SENTENCES (100), NAT_EXTRA (extra flags for nat*).
+#        CKPT_UPDATES (200), CURRICULUM_UPDATES (600), GLANCE_UPDATES (2000), SPEED_SENTENCES (100), NAT_EXTRA (extra flags for nat*),
+#        DECODE (1: decode and draw curves after training; 0: train only, e.g. to add systems to a later run).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-work/demo}
@@ -54,12 +60,24 @@ flags_of() {  # the fairseq-train flags of system $1
   case "$1" in
     nat) echo "${NAT[@]} $NAT_EXTRA" ;;
     nat-curr) echo "${NAT[@]} --refine-from-update $CURRICULUM_UPDATES $NAT_EXTRA" ;;
+    nat-glat) echo "${NAT[@]} --glancing-ratio 0.5 --glancing-ratio-end 0.3 --glancing-anneal-updates \
+                   ${GLANCE_UPDATES:-2000} $NAT_EXTRA" ;;
+    nat-glat-curr) echo "${NAT[@]} --glancing-ratio 0.5 --glancing-ratio-end 0.3 --glancing-anneal-updates \
+                   ${GLANCE_UPDATES:-2000} --refine-from-update $CURRICULUM_UPDATES $NAT_EXTRA" ;;
+    nat-raw) echo "${NAT[@]} $NAT_EXTRA" ;;
+    nat-pdae0) echo "${NAT[@]} --dae-prob 0 $NAT_EXTRA" ;;
     nat-0.2) echo "${NAT[@]} --decoder-connections highway --corruption-schedule constant --corruption-prob 0.5" ;;
     cmlm) echo "${FAIRSEQ[@]} --arch cmlm_transformer --noise random_mask" ;;
+    ar) echo "--task translation --arch transformer --share-all-embeddings --dropout 0.1 \
+              --criterion label_smoothed_cross_entropy --label-smoothing 0.1" ;;
     inat) echo "${FAIRSEQ[@]} --arch iterative_nonautoregressive_transformer --noise full_mask --train-step 4 \
                 --dae-ratio 0.5 --pred-length-offset" ;;
-    *) echo "unknown system $1 (nat, nat-curr, nat-0.2, cmlm, inat)" >&2; return 1 ;;
+    *) echo "unknown system $1 (nat, nat-curr, nat-glat, nat-glat-curr, nat-raw, nat-pdae0, nat-0.2, cmlm, inat, ar)" >&2; return 1 ;;
   esac
+}
+
+data_of() {  # the training data of system $1: distilled targets, except nat-raw
+  case "$1" in nat-raw|ar) echo "$DATA/bin" ;; *) echo "$OUT/distill/bin" ;; esac
 }
 
 train_one() {  # system seed
@@ -69,7 +87,7 @@ train_one() {  # system seed
   local flags
   flags=$(flags_of "$1")
   # shellcheck disable=SC2086
-  OMP_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS fairseq-train "$OUT/distill/bin" --user-dir "$USER_DIR" \
+  OMP_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS fairseq-train "$(data_of "$1")" --user-dir "$USER_DIR" \
     "${COMMON[@]}" $flags --seed "$2" --save-dir "$dir" > "$dir/train.log" 2>&1
   touch "$dir/.trained"
 }
@@ -86,12 +104,14 @@ for seed in $SEEDS; do
 done
 wait
 
+if [ "${DECODE:-1}" = 0 ]; then log "trained; DECODE=0: no decoding"; exit 0; fi
 log "2/3 decoding the test book with every final checkpoint"
-SYS_ARGS=() ; SPECS="ar:4"
+SYS_ARGS=() ; SPECS="ar:1,ar:4"
 for seed in $SEEDS; do
   for system in $SYSTEMS; do
     ckpt="$CMP/$system-s$seed/checkpoint_last.pt"
     case "$system" in
+      ar) continue ;;  # the table's AR row is the teacher
       nat*) SYS_ARGS+=(--refinement-nat "$system-s$seed=$ckpt") ;;
       *) SYS_ARGS+=(--fairseq-nat "$system-s$seed=$ckpt") ;;
     esac
@@ -104,7 +124,11 @@ done
 
 log "3/3 learning curves (first 300 validation verses)"
 RUNS=()
-for seed in $SEEDS; do for system in $SYSTEMS; do RUNS+=(--run "$system-s$seed=$CMP/$system-s$seed"); done; done
+for seed in $SEEDS; do
+  for system in $SYSTEMS; do
+    if [ "$system" = ar ]; then RUNS+=(--ar "ar-s$seed=$CMP/ar-s$seed"); else RUNS+=(--run "$system-s$seed=$CMP/$system-s$seed"); fi
+  done
+done
 "$PYTHON" examples/refinement_nat/learning_curve.py "$DATA/bin" "${RUNS[@]}" --gen-subset valid \
   --refs "$DATA/valid.ref.en.k" "$DATA/valid.ref.en.4" "$DATA/valid.ref.en.3" --max-examples 300 --idec 1,10 \
   --out "$CMP/learning_curves.json"

@@ -69,9 +69,20 @@ def bleu_of(path, data, kind, idec, args, refs):
     gen_args = argparse.Namespace(length_beam=1, stop_criterion="unchanged", keep_repeats=False, max_len_a=1.2,
                                   max_len_b=10)
     generator = build_generator(kind, str(idec), task, model, gen_args)
-    hyps, _, _, _, _ = decode(task, model, generator, args.gen_subset, 64, False, limit=args.max_examples)
+    # decode the whole split (batches are sorted by length, so a prefix of ids is spread over all of them), then
+    # score the first max_examples sentences
+    hyps, _, _, _, _ = decode(task, model, generator, args.gen_subset, 64, False)
+    if args.max_examples:
+        hyps = {i: h for i, h in hyps.items() if i < args.max_examples}
     text = detokenize(task, hyps, args.target_lang)
-    return sacrebleu.corpus_bleu(text, [r[: len(text)] for r in refs]).score
+    if len(text) != len(refs[0]):
+        raise SystemExit(f"{path}: {len(text)} sentences decoded, {len(refs[0])} references")
+    return sacrebleu.corpus_bleu(text, refs).score
+
+
+def _split_size(args) -> int:
+    with open(args.refs[0], encoding="utf-8") as f:
+        return sum(1 for _ in f)
 
 
 def first_reaching(points, key, target):
@@ -98,7 +109,7 @@ def main(argv=None):
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
     n = args.max_examples
-    first = read_refs(args.refs, n, prefix=True) if n else None
+    first = read_refs(args.refs, n, prefix=True) if n else read_refs(args.refs, _split_size(args), prefix=False)
     results = {}
     specs = [(s, "nat") for s in args.run] + [(s, "ar") for s in args.ar]
     for spec, family in specs:

@@ -203,6 +203,22 @@ def markdown(rows: List[Dict], note: str) -> str:
     return "\n".join(lines + ["", note])
 
 
+def refinement_pass_ms(rows: List[Dict]) -> Dict[str, float]:
+    """Milliseconds of one refinement pass at batch 1, per NAT kind: the extra time per sentence of its idec=10
+    row over its idec=1 row, divided by the extra passes (the encoder, the length prediction and the first decoder
+    pass cancel out). Kinds without both rows or without batch-1 timing are left out."""
+    out = {}
+    for kind in {r["kind"] for r in rows if r["kind"] != "ar"}:
+        by_setting = {r["setting"]: r for r in rows if r["kind"] == kind and "batch1" in r}
+        if "1" not in by_setting or "10" not in by_setting:
+            continue
+        one, ten = by_setting["1"]["batch1"], by_setting["10"]["batch1"]
+        passes = (ten.get("mean_steps") or 10) - (one.get("mean_steps") or 1)
+        if passes > 0:
+            out[kind] = 1000 * (ten["seconds"] / ten["sentences"] - one["seconds"] / one["sentences"]) / passes
+    return out
+
+
 def run(args) -> Dict:
     import sacrebleu
 
@@ -275,6 +291,7 @@ def run(args) -> Dict:
 
     return {
         "rows": rows,
+        "refinement_pass_ms": refinement_pass_ms(rows),
         "data": args.data, "split": args.gen_subset, "refs": args.refs, "nat": args.path, "ar": args.ar_path,
         "seed": args.seed, "cuda": use_cuda, "fp16": args.fp16, "hardware": hardware(),
         "versions": {"torch": torch.__version__, "fairseq": fairseq.__version__, "python": platform.python_version()},
@@ -347,6 +364,9 @@ def _main(argv=None) -> int:
     note = (f"BLEU: sacreBLEU against {len(args.refs or [])} reference(s); speed: {result['hardware']['processor']}, "
             f"{result['hardware']['torch_threads']} torch threads, {'GPU ' + result['hardware'].get('gpu', '') if result['cuda'] else 'CPU'}"
             f"{', fp16' if result['fp16'] else ''}; {result['date']}.")
+    if result["refinement_pass_ms"]:
+        note += " One refinement pass at batch 1 (idec 10 minus idec 1, per extra pass): " + ", ".join(
+            f"{kind} {ms:.2f} ms" for kind, ms in sorted(result["refinement_pass_ms"].items())) + "."
     table = markdown(result["rows"], note)
     with open(os.path.splitext(args.out)[0] + ".md", "w") as f:
         f.write(table + "\n")

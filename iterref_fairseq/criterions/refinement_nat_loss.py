@@ -20,6 +20,7 @@ NLL, and ``sample_size`` is 1 (the convention of fairseq's NAT losses). Validati
 (pDAE = 0, argmax), so the validation loss measures what decoding does.
 """
 from dataclasses import dataclass, field
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -63,6 +64,18 @@ class RefinementNATLossConfig(FairseqDataclass):
         metadata={"help": "curriculum (deviation): train decoder 1 alone (itrain = 1) before this update, then "
                           "--train-steps conditionals; 0 = from the start (the thesis)"},
     )
+    glancing_ratio: float = field(
+        default=0.0,
+        metadata={"help": "glancing sampling for decoder 1 (beyond the paper; Qian et al. 2021): reveal round(ratio x "
+                          "wrong predictions) reference tokens as decoder-1 input and train on the others; 0 = off"},
+    )
+    glancing_ratio_end: Optional[float] = field(
+        default=None, metadata={"help": "glancing ratio reached after --glancing-anneal-updates (linear; default: "
+                                        "--glancing-ratio throughout)"},
+    )
+    glancing_anneal_updates: int = field(
+        default=0, metadata={"help": "updates over which the glancing ratio moves to --glancing-ratio-end"},
+    )
     label_smoothing: float = field(default=0.0, metadata={"help": "label smoothing epsilon (the thesis uses none)"})
     length_loss_factor: float = field(default=1.0, metadata={"help": "weight of the length-prediction loss"})
 
@@ -70,7 +83,8 @@ class RefinementNATLossConfig(FairseqDataclass):
 @register_criterion("refinement_nat_loss", dataclass=RefinementNATLossConfig)
 class RefinementNATLoss(FairseqCriterion):
     def __init__(self, task, train_steps, dae_prob, stochastic_approx, lvm_input, dae_choice, refine_from_update,
-                 label_smoothing, length_loss_factor):
+                 label_smoothing, length_loss_factor, glancing_ratio=0.0, glancing_ratio_end=None,
+                 glancing_anneal_updates=0):
         super().__init__(task)
         if train_steps < 1:
             raise ValueError(f"--train-steps must be >= 1, got {train_steps}")
@@ -93,6 +107,20 @@ class RefinementNATLoss(FairseqCriterion):
         self.eps = label_smoothing
         self.length_loss_factor = length_loss_factor
         self.update_num = 0
+        end = glancing_ratio if glancing_ratio_end is None else glancing_ratio_end
+        for name, value in (("--glancing-ratio", glancing_ratio), ("--glancing-ratio-end", end)):
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {value}")
+        if glancing_anneal_updates < 0:
+            raise ValueError(f"--glancing-anneal-updates must be >= 0, got {glancing_anneal_updates}")
+        self.glancing = (glancing_ratio, end, glancing_anneal_updates)
+
+    def glance_ratio_now(self) -> float:
+        """The glancing ratio of the current update (linear from --glancing-ratio to --glancing-ratio-end)."""
+        start, end, span = self.glancing
+        if span <= 0:
+            return start
+        return start + (end - start) * min(1.0, self.update_num / span)
 
     def set_update_num(self, update_num: int) -> None:
         """Called by the task before every training step (the curriculum reads it)."""
@@ -117,6 +145,7 @@ class RefinementNATLoss(FairseqCriterion):
             lvm_input=self.lvm_input,
             dae_choice=self.dae_choice,
             label_smoothing=self.eps,
+            glance_ratio=self.glance_ratio_now() if training else 0.0,
         )
         loss = 0.0
         nsentences = sample["target"].size(0)
@@ -124,10 +153,11 @@ class RefinementNATLoss(FairseqCriterion):
         ntokens = 0
         dae_rows = 0
         for i, step in enumerate(out["steps"]):
-            loss = loss + step["loss"].mean()
+            if step["loss"].numel():  # a glancing step may reveal every position of a tiny batch
+                loss = loss + step["loss"].mean()
             ntokens = int(step["mask"].sum())
             dae_rows += step["dae_rows"]
-            logging_output[f"nll_step{i}"] = step["nll"].mean().item()
+            logging_output[f"nll_step{i}"] = step["nll"].mean().item() if step["nll"].numel() else 0.0
         length = out["length"]
         length_loss = F.cross_entropy(length["logits"].float(), length["target"])
         loss = loss + self.length_loss_factor * length_loss

@@ -228,15 +228,32 @@ class RefinementNATModel(HubLoadable, BaseFairseqModel):  # HubLoadable: fairseq
     def _output(self, hidden: torch.Tensor) -> torch.Tensor:
         return F.linear(hidden, self.embed_tgt.weight, self.output_bias.to(hidden.dtype))
 
-    def initial_hidden(self, context: DecoderContext, src_tokens: torch.Tensor, tgt_mask: torch.Tensor):
-        """Decoder 1 on the copied source embeddings. tgt_mask (B, T) True at real target positions -> (B, T, C)."""
+    def initial_hidden(self, context: DecoderContext, src_tokens: torch.Tensor, tgt_mask: torch.Tensor,
+                       glanced: Optional[torch.Tensor] = None, target: Optional[torch.Tensor] = None):
+        """Decoder 1 on the copied source embeddings. tgt_mask (B, T) True at real target positions -> (B, T, C).
+        Glancing (training only): at positions ``glanced`` (B, T) the input is the embedding of ``target``."""
         content = self._source_content_mask(src_tokens)
         # content positions first, in their original order (works for left- and right-padded sources)
         order = torch.sort((~content).int(), dim=1, stable=True).indices
         src_idx = copy_source_positions(content.sum(1), tgt_mask)
         copied = src_tokens.gather(1, order.gather(1, src_idx))
-        x = self._with_positions(self.embed_scale * self.encoder.embed_tokens(copied))
-        return self.decoder_initial(x, context)
+        x = self.embed_scale * self.encoder.embed_tokens(copied)
+        if glanced is not None:
+            x = torch.where(glanced.unsqueeze(2), self.embed_scale * self.embed_tgt(target), x)
+        return self.decoder_initial(self._with_positions(x), context)
+
+    @staticmethod
+    def glance_positions(predicted: torch.Tensor, target: torch.Tensor, tgt_mask: torch.Tensor,
+                         ratio: float) -> torch.Tensor:
+        """Glancing sampling (Qian et al., 2021): per sentence, round(ratio x number of wrong predictions) real
+        target positions drawn uniformly without replacement. predicted, target, tgt_mask: (B, T). -> (B, T) bool.
+
+        Example: 4 real positions of which 3 are wrong, ratio 0.5 -> 2 positions revealed, wherever they are."""
+        wrong = (predicted.ne(target) & tgt_mask).sum(1)
+        count = torch.round(ratio * wrong.float()).long()  # (B,)
+        keys = torch.rand(target.shape, device=target.device).masked_fill(~tgt_mask, 2.0)
+        rank = keys.argsort(dim=1).argsort(dim=1)  # rank of each position among its row's random keys
+        return rank < count.unsqueeze(1)
 
     def _refine_input(self, prev_tokens: torch.Tensor, prev_hidden: torch.Tensor) -> torch.Tensor:
         """Decoder-2 input from the previous step (``--refine-input``; reference code ``--next_dec_input``)."""
@@ -265,6 +282,7 @@ class RefinementNATModel(HubLoadable, BaseFairseqModel):  # HubLoadable: fairseq
         dae_choice: str = "batch",
         label_smoothing: float = 0.0,
         predict_last: bool = False,
+        glance_ratio: float = 0.0,
         **unused,
     ) -> Dict:
         """Runs the ``train_steps`` conditionals of Eq. (3.4) and returns the loss spec.
@@ -279,6 +297,11 @@ class RefinementNATModel(HubLoadable, BaseFairseqModel):  # HubLoadable: fairseq
         the last step unless ``predict_last``), ``input`` "copy" | "lvm" | "dae" | "mixed" and ``dae_rows``
         (number of sentences fed a corrupted reference); and ``length``: {logits (B, 2M+1), target (B,)}.
         The vocabulary logits themselves are never kept (``modules/projected_cross_entropy.py``).
+
+        ``glance_ratio`` > 0 (an option beyond the paper, ``--glancing-ratio``): decoder 1 first runs without
+        gradient; ``glance_positions`` reveals reference tokens as its input in a second pass, whose loss covers the
+        other positions only (step 0's ``mask``; ``input`` "glance"). The refinement chain starts from the first,
+        unglanced pass, the output decoding sees, so no gradient reaches decoder 1 from the later steps.
         """
         if tgt_tokens is None:
             raise ValueError("refinement_nat.forward needs tgt_tokens (training targets)")
@@ -290,26 +313,34 @@ class RefinementNATModel(HubLoadable, BaseFairseqModel):  # HubLoadable: fairseq
             raise ValueError(f"dae_choice must be 'batch' or 'sentence', got {dae_choice!r}")
         target = tgt_tokens.masked_fill(tgt_tokens.eq(self.eos), self.pad)
         tgt_mask = target.ne(self.pad)
-        flat_target = target[tgt_mask]
         encoder_out = self.encode(src_tokens, src_lengths)
         length_logits = self.length_logits(encoder_out, src_tokens)
         length_target = self.length_predictor.offset_targets(tgt_mask.sum(1), self.source_content_lengths(src_tokens))
         token_mode = "sample" if stochastic else "argmax"
 
-        def score(hidden, kind, dae_rows, last):
+        def score(hidden, kind, dae_rows, last, mask=tgt_mask):
             mode = token_mode if (not last or predict_last) else None
             loss, nll, predicted = projected_cross_entropy(
-                hidden[tgt_mask], self.embed_tgt.weight, self.output_bias, flat_target, label_smoothing, mode
+                hidden[mask], self.embed_tgt.weight, self.output_bias, target[mask], label_smoothing, mode
             )
-            tokens = None if predicted is None else target.masked_scatter(tgt_mask, predicted)
-            return {"loss": loss, "nll": nll, "mask": tgt_mask, "tokens": tokens, "input": kind,
-                    "dae_rows": dae_rows}
+            tokens = None if predicted is None else target.masked_scatter(mask, predicted)
+            return {"loss": loss, "nll": nll, "mask": mask, "tokens": tokens, "input": kind, "dae_rows": dae_rows}
 
-        hidden = self.initial_hidden(self.decoder_context(self.decoder_initial, encoder_out, tgt_mask), src_tokens,
-                                     tgt_mask)
-        steps = [score(hidden, "copy", 0, train_steps == 1)]
-        # the model's own chain Y^0, Y^1, ...: the LVM term of step l is conditioned on Y^{l-1}
-        chain_tokens, chain_hidden = steps[0]["tokens"], self._carry_hidden(hidden)
+        initial_context = self.decoder_context(self.decoder_initial, encoder_out, tgt_mask)
+        if glance_ratio > 0:
+            with torch.no_grad():
+                plain = self.initial_hidden(initial_context, src_tokens, tgt_mask)
+                plain_tokens = self._predict(plain, tgt_mask, stochastic)
+                glanced = self.glance_positions(self._predict(plain, tgt_mask, False), target, tgt_mask,
+                                                glance_ratio)
+            hidden = self.initial_hidden(initial_context, src_tokens, tgt_mask, glanced, target)
+            steps = [score(hidden, "glance", 0, True, tgt_mask & ~glanced)]
+            chain_tokens, chain_hidden = plain_tokens, plain
+        else:
+            hidden = self.initial_hidden(initial_context, src_tokens, tgt_mask)
+            steps = [score(hidden, "copy", 0, train_steps == 1)]
+            # the model's own chain Y^0, Y^1, ...: the LVM term of step l is conditioned on Y^{l-1}
+            chain_tokens, chain_hidden = steps[0]["tokens"], self._carry_hidden(hidden)
         context = self.decoder_context(self.decoder_refine, encoder_out, tgt_mask) if train_steps > 1 else None
         for step in range(1, train_steps):
             last = step == train_steps - 1
@@ -360,7 +391,9 @@ class RefinementNATModel(HubLoadable, BaseFairseqModel):  # HubLoadable: fairseq
 
     # ------------------------------------------------------------------ decoding hooks
     def _state(self, hidden: torch.Tensor, tgt_mask: torch.Tensor, context: DecoderContext) -> RefinementState:
-        scores, tokens = F.log_softmax(self._output(hidden).float(), dim=-1).max(-1)
+        logits = self._output(hidden).float()
+        best, tokens = logits.max(-1)
+        scores = best - torch.logsumexp(logits, dim=-1)  # log-softmax of the argmax, without the (B, T, V) tensor
         pad_mask = ~tgt_mask
         return RefinementState(
             tokens=tokens.masked_fill(pad_mask, self.pad),

@@ -1,0 +1,79 @@
+"""The refinement NAT's example scripts on tiny local data: the update-cost benchmark, the learning curves and the
+paper pipeline (prepare -> teacher -> distill -> NAT -> table) with every stage offline."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import BIN, REPO, TINY_MODEL_FLAGS, USER_DIR, cli, write_reversal_corpus
+
+pytestmark = pytest.mark.slow
+EXAMPLES = REPO / "examples" / "refinement_nat"
+
+
+def _env(**extra):
+    return dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", PYTHONWARNINGS="ignore",
+                PYTHON=sys.executable, **extra)
+
+
+def test_update_cost_benchmark_times_every_system(tiny_data, tmp_path):
+    out = tmp_path / "cost.json"
+    proc = subprocess.run([sys.executable, EXAMPLES / "benchmark_update.py", tiny_data, "--dim", "16",
+                           "--heads", "2", "--layers", "1", "--max-tokens", "300", "--batches", "2", "--warmup", "1",
+                           "--updates", "2", "--rounds", "1", "--out", out], capture_output=True, text=True,
+                          env=_env(), timeout=1800)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(out.read_text())
+    rows = {r["system"]: r for r in result["systems"]}
+    assert set(rows) == {"cmlm", "nat", "nat-itrain1", "nat-0.2"}
+    assert rows["nat"]["train_steps"] == 4 and rows["nat-itrain1"]["train_steps"] == 1
+    assert all(r["median_update_s"] > 0 for r in rows.values())
+    # the 0.2 decoder has a highway gate on every sublayer: 2 decoders x 3 extra (dim x dim + dim) gates
+    assert rows["nat-0.2"]["params"] - rows["nat"]["params"] == 2 * 3 * (16 * 16 + 16)
+    assert result["provenance"]["command"] and "| nat-itrain1 | 1 |" in out.with_suffix(".md").read_text()
+
+
+def test_learning_curve_reads_interval_checkpoints_and_minutes(tiny_data, tmp_path):
+    run = tmp_path / "nat"
+    proc = cli("fairseq-train", tiny_data, "--user-dir", USER_DIR, "--task", "translation_refine",
+               "--criterion", "refinement_nat_loss", *TINY_MODEL_FLAGS, "--optimizer", "adam", "--lr", "1e-3",
+               "--max-tokens", "1000", "--max-update", "6", "--cpu", "--save-dir", run,
+               "--save-interval-updates", "3", "--keep-interval-updates", "-1", "--no-epoch-checkpoints",
+               "--log-format", "simple", "--log-interval", "1", "--disable-validation", "--seed", "1")
+    (run / "train.log").write_text(proc.stdout + proc.stderr)
+    out = tmp_path / "lc.json"
+    ref = tiny_data.parent / "raw" / "valid.tgt"
+    res = subprocess.run([sys.executable, EXAMPLES / "learning_curve.py", tiny_data, "--run", f"nat={run}",
+                          "--refs", ref, "--max-examples", "10", "--idec", "1,3", "--reference-bleu", "50",
+                          "--target-lang", "en", "--out", out], capture_output=True, text=True, env=_env(),
+                         timeout=1800)
+    assert res.returncode == 0, res.stderr[-3000:]
+    points = json.loads(out.read_text())["runs"]["nat"]
+    assert [p["update"] for p in points] == [3, 6]
+    assert points[0]["minutes"] <= points[1]["minutes"]
+    assert set(points[0]["bleu"]) == {"idec1", "idec3"} and all(0 <= v <= 100 for v in points[0]["bleu"].values())
+    assert out.with_suffix(".png").exists() and "50% of 50.00 BLEU" in out.with_suffix(".md").read_text()
+
+
+def test_paper_pipeline_runs_offline_on_local_text(tmp_path):
+    raw = tmp_path / "raw"
+    write_reversal_corpus(raw, 200, 12, seed=3)
+    for split in ("train", "valid", "test"):  # the layout the extract stage writes: {split}.{en,de}
+        (raw / f"{split}.src").rename(raw / f"{split}.de")
+        (raw / f"{split}.tgt").rename(raw / f"{split}.en")
+    env = _env(DATA_STAGE="prepare", DIRECTIONS="de-en", DEVICE_FLAGS="--cpu", NAT_ARCH="refinement_nat_tiny",
+               AR_ARCH="transformer_iwslt_de_en", NAT_MAX_UPDATE="3", AR_MAX_UPDATE="3", BPE_OPS="30",
+               WORKERS="1", SPEED_SENTENCES="2", MAX_TOKENS="500")
+    proc = subprocess.run(["bash", EXAMPLES / "paper.sh", "iwslt16-en-de", raw, tmp_path / "out"], env=env,
+                          capture_output=True, text=True, timeout=1800)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    result = json.loads((tmp_path / "out" / "table31-de-en.json").read_text())
+    assert [r["system"] for r in result["rows"]] == ["AR b=1", "AR b=4", "NAT idec=1", "NAT idec=2", "NAT idec=5",
+                                                     "NAT idec=10", "NAT idec=20", "NAT adaptive"]
+    assert all(r["batched"]["sentences"] == 12 for r in result["rows"])
+    assert json.loads((tmp_path / "out" / "de-en" / "distill" / "distill.json").read_text())
+    bad = subprocess.run(["bash", EXAMPLES / "paper.sh", "wmt99", raw, tmp_path / "x"], env=env,
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "unknown dataset wmt99" in bad.stderr
