@@ -363,3 +363,12 @@ def test_glancing_ratio_anneals_with_the_update_number():
     assert ratios == pytest.approx([0.5, 0.4, 0.3, 0.3])
     with pytest.raises(ValueError, match="--glancing-ratio must be in"):
         RefinementNATLoss(task, 4, 0.5, False, "previous", "batch", 0, 0.0, 1.0, 1.5)
+
+
+def test_corruption_prob_without_the_constant_schedule_is_an_error_in_training():
+    from iterref_fairseq.criterions.refinement_nat_loss import RefinementNATLoss
+
+    d = _dictionary(30)
+    task = TranslationRefineTask(TranslationRefineConfig(corruption_prob=0.5), d, d)  # loading a model: fine
+    with pytest.raises(ValueError, match="Add --corruption-schedule constant"):
+        RefinementNATLoss(task, 4, 0.5, False, "previous", "batch", 0, 0.0, 1.0)

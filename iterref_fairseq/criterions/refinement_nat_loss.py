@@ -91,6 +91,13 @@ class RefinementNATLoss(FairseqCriterion):
         if not 0.0 <= dae_prob <= 1.0:
             raise ValueError(f"--dae-prob must be in [0, 1], got {dae_prob}")
         self.train_steps = train_steps
+        cfg = getattr(task, "cfg", None)
+        if getattr(cfg, "corruption_schedule", None) == "layerwise" and getattr(cfg, "corruption_prob", 0.1) != 0.1:
+            raise ValueError(
+                f"--corruption-prob {cfg.corruption_prob} is the beta of --corruption-schedule constant; the default "
+                "schedule (layerwise) sets beta per refinement step. Add --corruption-schedule constant to use it, "
+                "or drop --corruption-prob"
+            )
         self.dae_prob = dae_prob
         self.stochastic = stochastic_approx
         if lvm_input not in ("chain", "previous"):

@@ -9,18 +9,22 @@ Three Transformer blocks (thesis Fig. 3.2):
   the embedding of the previous prediction (the embedding matrix is tied to the output projection) plus the final
   hidden states of the previous step (reference code: ``--next_dec_input both``).
 
-Decoders use positional attention and highway connections (``modules/nat_decoder.py``). The target length is
-predicted by classifying (T - T') from the summed encoder layers with a stopped gradient
+Decoders use positional attention; their attention sublayers are residual blocks and their feed-forward sublayer
+a highway block, as in the reference code (``--decoder-connections``, ``modules/nat_decoder.py``). The target
+length is predicted by classifying (T - T') from the summed encoder layers with a stopped gradient
 (``modules/length_predictor.py``).
 
 Training (Eq. 3.4) is run by ``forward``: one pass of decoder 1 on the copied source, then ``train_steps - 1``
 passes of decoder 2, each fed either with the model's previous output (LVM term: argmax, or a sample with
-``stochastic=True``) or, with probability ``dae_prob``, with a corrupted reference (DAE term). The previous
-output's *tokens* carry no gradient (an argmax or a sample). Its *hidden states* do by default
-(``--refine-hidden-grad flow``): the thesis does not say, and the reference code adds them to decoder 2's input
-without stopping the gradient, so the loss of step l also trains the steps before it. ``--refine-hidden-grad
-detach`` conditions every term of Eq. (3.4) on a fixed previous step instead (an ablation; on the Bible demo data
-both give the same per-step NLL after 350 updates). The loss spec is reduced by ``criterions/refinement_nat_loss.py``.
+``stochastic=True``) or, with probability ``dae_prob``, with a corrupted reference (DAE term; one coin per batch or
+per sentence). The previous output's *tokens* carry no gradient (an argmax or a sample). Its *hidden states* do by
+default (``--refine-hidden-grad flow``): the thesis does not say, and the reference code adds them to decoder 2's
+input without stopping the gradient, so the loss of step l also trains the steps before it. ``--refine-hidden-grad
+detach`` conditions every term of Eq. (3.4) on a fixed previous step instead (an ablation). Each step's output
+projection, loss and next-step tokens come from one chunked pass that keeps no (N, V) logits
+(``modules/projected_cross_entropy.py``); the cross-attention keys/values and positional-attention weights of a
+decoder are computed once per batch and shared by its passes. The loss spec is reduced by
+``criterions/refinement_nat_loss.py``.
 
 Decoding hooks for ``generators/refinement.py``: ``encode``, ``reorder_encoder_out``,
 ``source_content_lengths``, ``predict_target_lengths``, ``initialize_refinement``, ``refine``.
