@@ -64,8 +64,9 @@ def test_paper_pipeline_runs_offline_on_local_text(tmp_path):
         (raw / f"{split}.src").rename(raw / f"{split}.de")
         (raw / f"{split}.tgt").rename(raw / f"{split}.en")
     env = _env(DATA_STAGE="prepare", DIRECTIONS="de-en", DEVICE_FLAGS="--cpu", NAT_ARCH="refinement_nat_tiny",
-               AR_ARCH="transformer_iwslt_de_en", NAT_MAX_UPDATE="3", AR_MAX_UPDATE="3", BPE_OPS="30",
-               WORKERS="1", SPEED_SENTENCES="2", MAX_TOKENS="500")
+               AR_ARCH="transformer", NAT_MAX_UPDATE="3", AR_MAX_UPDATE="3", BPE_OPS="30", WORKERS="1",
+               SPEED_SENTENCES="2", MAX_TOKENS="500", DISTILL_ARGS="--max-len-a 1 --max-len-b 3",
+               AR_FLAGS=" ".join(TINY_MODEL_FLAGS[2:]))  # an untrained teacher would write 200-token outputs
     proc = subprocess.run(["bash", EXAMPLES / "paper.sh", "iwslt16-en-de", raw, tmp_path / "out"], env=env,
                           capture_output=True, text=True, timeout=1800)
     assert proc.returncode == 0, proc.stderr[-4000:]

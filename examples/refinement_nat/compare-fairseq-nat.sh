@@ -23,7 +23,8 @@
 #   ar         the AR teacher's recipe (fairseq transformer on the raw targets), for its learning curve (greedy)
 # Knobs: OUT (work/demo), NAT_MINUTES (14), SEEDS ("1 2"), SYSTEMS ("nat cmlm"), PARALLEL (2), THREADS (1),
 #        CKPT_UPDATES (200), CURRICULUM_UPDATES (600), GLANCE_UPDATES (2000), SPEED_SENTENCES (100), NAT_EXTRA (extra flags for nat*),
-#        DECODE (1: decode and draw curves after training; 0: train only, e.g. to add systems to a later run).
+#        DECODE (1: decode and draw curves after training; 0: train only, e.g. to add systems to a later run),
+#        CMP (OUT/compare: where the runs and results go; another folder keeps variants of NAT_EXTRA apart).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-work/demo}
@@ -39,7 +40,7 @@ NAT_EXTRA=${NAT_EXTRA:-}
 PYTHON=${PYTHON:-python}
 USER_DIR=$PWD/iterref_fairseq
 DATA=$OUT/bible
-CMP=$OUT/compare
+CMP=${CMP:-$OUT/compare}
 [ -f "$OUT/distill/bin/dict.en.txt" ] || { echo "$0: run make demo first (missing $OUT/distill/bin)" >&2; exit 1; }
 hours() { "$PYTHON" -c "print($1 / 60)"; }
 log() { echo "[compare $(date +%H:%M:%S)] $*" >&2; }

@@ -3,7 +3,7 @@
 
 Every run directory holds the interval checkpoints of one fairseq-train run (``--save-interval-updates N
 --keep-interval-updates -1``) and its log (``train.log``). A checkpoint's training time is read from fairseq's
-``train_wall`` in the log line of its update. Each checkpoint is decoded on the first ``--max-examples`` sentences
+cumulative ``wall`` time in the log lines around its update. Each checkpoint is decoded on the first ``--max-examples`` sentences
 of ``--gen-subset`` with every ``--idec`` (our refinement NAT: this package's generator, fixed passes; fairseq's
 NATs: fairseq's generator, idec - 1 iterations). For the AR model ``--ar RUN`` gives greedy BLEU per checkpoint.
 
@@ -24,11 +24,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from iterref_fairseq.cli.benchmark_nat import build_generator, decode, detokenize, load_model, read_refs  # noqa: E402
 
-UPDATE_LINE = re.compile(r"num_updates=(\d+).*?train_wall=(\d+)")
+UPDATE_LINE = re.compile(r"num_updates=(\d+).*?(?<![a-z_])wall=(\d+)")
 
 
 def wall_minutes(log: Path) -> dict:
-    """{update: training wall minutes} from fairseq's simple-format log lines (train_wall is cumulative)."""
+    """{update: wall-clock minutes since the start of training} from fairseq's simple-format log lines (``wall`` is
+    cumulative; ``train_wall`` counts only the last log interval)."""
     minutes = {}
     for line in log.read_text(errors="replace").splitlines():
         m = UPDATE_LINE.search(line)
@@ -106,8 +107,12 @@ def main(argv=None):
     p.add_argument("--reference-bleu", type=float, help="e.g. AR beam-4 BLEU on the same sentences")
     p.add_argument("--target-fraction", type=float, default=0.5)
     p.add_argument("--every", type=int, default=1, help="decode every k-th checkpoint (the last one always)")
+    p.add_argument("--reuse", type=Path,
+                   help="take the BLEU of every checkpoint from this earlier --out JSON (no decoding) and recompute "
+                        "the minutes from the logs, the table and the plot")
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
+    earlier = json.loads(args.reuse.read_text())["runs"] if args.reuse else {}
     n = args.max_examples
     first = read_refs(args.refs, n, prefix=True) if n else read_refs(args.refs, _split_size(args), prefix=False)
     results = {}
@@ -121,7 +126,10 @@ def main(argv=None):
         points = []
         for update, path in ckpts:
             bleu = {}
-            if family == "ar":
+            reused = [q["bleu"] for q in earlier.get(name, []) if q["update"] == update]
+            if reused:
+                bleu = reused[0]
+            elif family == "ar":
                 bleu["greedy"] = bleu_of(path, args.data, "ar", 1, args, first)
             else:
                 kind = "nat" if name.startswith("nat") else "fairseq"
@@ -149,10 +157,13 @@ def main(argv=None):
     print(table)
     from iterref_fairseq.provenance import run_metadata
 
+    provenance = run_metadata([sys.argv[0], *(argv or sys.argv[1:])])
+    provenance["note"] = ("decoding is deterministic (no seed); each run's training seed is in its train.log and "
+                          "its checkpoints")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"runs": results, "gen_subset": args.gen_subset, "max_examples": n,
                                     "reference_bleu": args.reference_bleu,
-                                    "provenance": run_metadata([sys.argv[0], *(argv or sys.argv[1:])])}, indent=1))
+                                    "provenance": provenance}, indent=1))
     args.out.with_suffix(".md").write_text(table + "\n")
     try:
         import matplotlib

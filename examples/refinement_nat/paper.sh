@@ -19,7 +19,8 @@
 # Environment: PYTHON, DIRECTIONS (default "en-de de-en"; "en-ro ro-en" for wmt16-en-ro), DATA_STAGE (all),
 #   DEVICE_FLAGS (--fp16 on a GPU; "--cpu" for a CPU run), MAX_TOKENS (2048 per GPU, the thesis's batches),
 #   UPDATE_FREQ (1), NAT_MAX_UPDATE (300000), AR_MAX_UPDATE (100000), BPE_OPS (40000), and for small test runs:
-#   NAT_ARCH, AR_ARCH, SPEED_SENTENCES (100).
+#   NAT_ARCH, AR_ARCH, AR_FLAGS (extra teacher flags, e.g. smaller dimensions), DISTILL_ARGS (extra
+#   scripts/distill.py flags, e.g. --max-len-b), SPEED_SENTENCES (100).
 # Every stage is skipped when its output exists, so an interrupted run resumes.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -75,13 +76,15 @@ for direction in $DIRECTIONS; do
       --dropout 0.1 --criterion label_smoothed_cross_entropy --label-smoothing 0.1 --optimizer adam \
       --adam-betas '(0.9,0.98)' --lr 5e-4 --lr-scheduler inverse_sqrt --warmup-updates 4000 \
       --max-tokens "$((2 * MAX_TOKENS))" --update-freq "$UPDATE_FREQ" --max-update "$AR_MAX_UPDATE" $DEVICE_FLAGS \
-      --save-dir "$dir/ar" --keep-last-epochs 5 --disable-validation --log-format simple --log-interval 100 --seed 1
+      --save-dir "$dir/ar" --keep-last-epochs 5 --disable-validation --log-format simple --log-interval 100 --seed 1 \
+      ${AR_FLAGS:-}
   fi
   if [ ! -f "$dir/distill/bin/dict.$tgt.txt" ]; then
     log "3/5 $direction: distilling the training targets (teacher beam 4)"
     # shellcheck disable=SC2086
     PYTHON=$PYTHON bash scripts/distill.sh --data "$DATA/bin" --path "$dir/ar/checkpoint_last.pt" --out "$dir/distill" \
-      --beam 4 --source-lang "$src" --target-lang "$tgt" $( [[ "$DEVICE_FLAGS" == *--cpu* ]] && echo --cpu )
+      --beam 4 --source-lang "$src" --target-lang "$tgt" $( [[ "$DEVICE_FLAGS" == *--cpu* ]] && echo --cpu ) \
+      ${DISTILL_ARGS:-}
   fi
   if [ ! -f "$dir/nat/.trained" ]; then
     log "4/5 $direction: refinement NAT $NAT_ARCH"
