@@ -327,9 +327,11 @@ def main(argv=None):
         summary[f"dict_{lang}_size"] = len(orig_symbols) + 4  # + <s>, <pad>, </s>, <unk>
     for subset in subsets:
         for lang in (src, tgt):
-            m = dataset_size(str(bin_dir / f"{subset}.{pair}.{lang}"))
+            # fairseq-preprocess names the new files by the direction distilled (src-tgt), which differs from the
+            # input's pair when the data were binarized the other way round (fairseq reads either name)
+            m = dataset_size(str(bin_dir / f"{subset}.{src}-{tgt}.{lang}"))
             if m != summary["subsets"][subset]["sentences"]:
-                die(f"{bin_dir}/{subset}.{pair}.{lang} has {m} sentences, expected "
+                die(f"{bin_dir}/{subset}.{src}-{tgt}.{lang} has {m} sentences, expected "
                     f"{summary['subsets'][subset]['sentences']}")
     summary["dicts_identical_files"] = all(
         filecmp.cmp(os.path.join(args.data, f"dict.{lang}.txt"), bin_dir / f"dict.{lang}.txt", shallow=False)

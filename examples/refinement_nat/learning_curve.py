@@ -172,10 +172,11 @@ def main(argv=None):
         import matplotlib.pyplot as plt
 
         fig, ax = plt.subplots(figsize=(7, 4.5))
-        for name, points in results.items():
-            for key in (points[0]["bleu"] if points else {}):
+        styles = ("-", "--", ":", "-.")
+        for run, (name, points) in enumerate(results.items()):  # one colour per run, one line style per curve
+            for k, key in enumerate(points[0]["bleu"] if points else {}):
                 ax.plot([q["minutes"] for q in points], [q["bleu"][key] for q in points], marker="o",
-                        label=f"{name} {key}")
+                        color=f"C{run % 10}", linestyle=styles[k % len(styles)], label=f"{name} {key}")
         if args.reference_bleu:
             ax.axhline(args.target_fraction * args.reference_bleu, color="grey", ls="--",
                        label=f"{args.target_fraction:.0%} of AR beam 4")
