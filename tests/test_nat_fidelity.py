@@ -19,7 +19,7 @@ from iterref_fairseq.generators.refinement import IterativeRefinementDecoder
 from iterref_fairseq.models.refinement_nat import RefinementNATModel, refinement_nat_base, refinement_nat_tiny
 from iterref_fairseq.modules import projected_cross_entropy as pce
 from iterref_fairseq.modules.nat_attention import PositionalAttention, SplitMultiheadAttention, key_keep_mask
-from iterref_fairseq.modules.positional_attention import SinusoidalPositions
+from iterref_fairseq.modules.sinusoidal_positions import SinusoidalPositions
 from iterref_fairseq.tasks.translation_refine import TranslationRefineConfig, TranslationRefineTask, layerwise_beta
 
 

@@ -34,7 +34,7 @@ SYSTEMS = {
              "--share-all-embeddings"],
     "nat": ["--task", "translation_refine", "--arch", "refinement_nat", "--criterion", "refinement_nat_loss"],
     "nat-itrain1": ["--task", "translation_refine", "--arch", "refinement_nat", "--criterion",
-                    "refinement_nat_loss", "@itrain1"],
+                    "refinement_nat_loss", "--train-steps", "1"],  # overrides --train-steps (the last one wins)
     "nat-before": ["--task", "translation_refine", "--arch", "refinement_nat", "--criterion",
                    "refinement_nat_loss"],  # the same flags on the code in --before DIR
     "nat-0.2": ["--task", "translation_refine", "--arch", "refinement_nat", "--criterion", "refinement_nat_loss",
@@ -61,12 +61,11 @@ def run_one(args) -> dict:
     import iterref_fairseq  # noqa: F401  (registers the plugin)
 
     flags = list(SYSTEMS[args.child])
-    train_steps = args.train_steps
-    if "@itrain1" in flags:
-        flags.remove("@itrain1")
-        train_steps = 1
-    if flags[1] == "translation_refine":
-        flags += ["--train-steps", str(train_steps)] + shlex.split(args.nat_flags)
+    refinement = flags[1] == "translation_refine"
+    if refinement:
+        flags = ["--train-steps", str(args.train_steps)] + shlex.split(args.nat_flags) + flags
+    # argparse keeps the last value of a repeated flag
+    train_steps = int([flags[i + 1] for i, f in enumerate(flags) if f == "--train-steps"][-1]) if refinement else 1
     argv = [args.data, "--user-dir", str(Path(iterref_fairseq.__file__).parent), "--cpu",
             "--max-tokens", str(args.max_tokens), "--optimizer", "adam", "--lr", "1e-4"] + size_flags(args) + flags
     parser = options.get_training_parser()
@@ -99,7 +98,7 @@ def run_one(args) -> dict:
     tokens = statistics.mean(int(b["ntokens"]) for b in batches)
     return {"system": args.child, "median_update_s": statistics.median(times), "min_update_s": min(times),
             "peak_rss_growth_mb": (peak - base) / 1024.0, "params": sum(p.numel() for p in model.parameters()),
-            "target_tokens_per_batch": tokens, "train_steps": train_steps if flags[1] == "translation_refine" else 1}
+            "target_tokens_per_batch": tokens, "train_steps": train_steps}
 
 
 def main(argv=None):

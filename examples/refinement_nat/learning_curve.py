@@ -62,23 +62,27 @@ def checkpoints(run: Path):
     return sorted(out)
 
 
-def bleu_of(path, data, kind, idec, args, refs):
+def bleu_of(path, data, kind, idecs, args, refs) -> list:
+    """BLEU of checkpoint ``path`` decoded with each setting in ``idecs`` (the checkpoint is loaded once)."""
     import sacrebleu
 
     task, model = load_model(str(path), data, False, False)
     task.load_dataset(args.gen_subset)
     gen_args = argparse.Namespace(length_beam=1, stop_criterion="unchanged", keep_repeats=False, max_len_a=1.2,
                                   max_len_b=10)
-    generator = build_generator(kind, str(idec), task, model, gen_args)
-    # decode the whole split (batches are sorted by length, so a prefix of ids is spread over all of them), then
-    # score the first max_examples sentences
-    hyps, _, _, _, _ = decode(task, model, generator, args.gen_subset, 64, False)
-    if args.max_examples:
-        hyps = {i: h for i, h in hyps.items() if i < args.max_examples}
-    text = detokenize(task, hyps, args.target_lang)
-    if len(text) != len(refs[0]):
-        raise SystemExit(f"{path}: {len(text)} sentences decoded, {len(refs[0])} references")
-    return sacrebleu.corpus_bleu(text, refs).score
+    scores = []
+    for idec in idecs:
+        generator = build_generator(kind, str(idec), task, model, gen_args)
+        # decode the whole split (batches are sorted by length, so a prefix of ids is spread over all of them),
+        # then score the first max_examples sentences
+        hyps, _, _, _, _ = decode(task, model, generator, args.gen_subset, 64, False)
+        if args.max_examples:
+            hyps = {i: h for i, h in hyps.items() if i < args.max_examples}
+        text = detokenize(task, hyps, args.target_lang)
+        if len(text) != len(refs[0]):
+            raise SystemExit(f"{path}: {len(text)} sentences decoded, {len(refs[0])} references")
+        scores.append(sacrebleu.corpus_bleu(text, refs).score)
+    return scores
 
 
 def _split_size(args) -> int:
@@ -130,11 +134,12 @@ def main(argv=None):
             if reused:
                 bleu = reused[0]
             elif family == "ar":
-                bleu["greedy"] = bleu_of(path, args.data, "ar", 1, args, first)
+                bleu["greedy"] = bleu_of(path, args.data, "ar", [1], args, first)[0]
             else:
                 kind = "nat" if name.startswith("nat") else "fairseq"
-                for idec in args.idec.split(","):
-                    bleu[f"idec{idec}"] = bleu_of(path, args.data, kind, int(idec), args, first)
+                idecs = args.idec.split(",")
+                scores = bleu_of(path, args.data, kind, [int(i) for i in idecs], args, first)
+                bleu = {f"idec{i}": b for i, b in zip(idecs, scores)}
             points.append({"update": update, "minutes": round(minutes_at(update, table), 2), "bleu": bleu})
             print(f"{name} update {update} ({points[-1]['minutes']} min): "
                   + ", ".join(f"{k} {v:.2f}" for k, v in bleu.items()), file=sys.stderr)

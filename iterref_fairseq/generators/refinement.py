@@ -68,18 +68,6 @@ class RefinementState(NamedTuple):
 
         return RefinementState(*(rows(x) for x in self))
 
-    def scatter(self, index: torch.Tensor, rows: "RefinementState") -> "RefinementState":
-        """A new state equal to ``self`` with rows ``index`` of its tensors replaced by ``rows`` (no context)."""
-
-        def put(full, part):
-            if full is None or not isinstance(full, torch.Tensor):
-                return None
-            out = full.clone()
-            out[index] = part
-            return out
-
-        return RefinementState(*(put(f, p) for f, p in zip(self, rows)))
-
 
 def collapse_repeats(tokens: torch.Tensor, scores: Optional[torch.Tensor] = None):
     """Collapse runs of a repeated token into one token. 1-D tensors; returns (tokens, scores)."""

@@ -42,7 +42,7 @@ from ..generators.refinement import RefinementState
 from ..hub import HubLoadable
 from ..modules.length_predictor import LengthOffsetPredictor
 from ..modules.nat_decoder import CONNECTIONS, DecoderContext, NATDecoderStack
-from ..modules.positional_attention import SinusoidalPositions
+from ..modules.sinusoidal_positions import SinusoidalPositions
 from ..modules.projected_cross_entropy import projected_cross_entropy
 
 
@@ -334,9 +334,9 @@ class RefinementNATModel(HubLoadable, BaseFairseqModel):  # HubLoadable: fairseq
         if glance_ratio > 0:
             with torch.no_grad():
                 plain = self.initial_hidden(initial_context, src_tokens, tgt_mask)
-                plain_tokens = self._predict(plain, tgt_mask, stochastic)
-                glanced = self.glance_positions(self._predict(plain, tgt_mask, False), target, tgt_mask,
-                                                glance_ratio)
+                argmax = self._predict(plain, tgt_mask, False)  # the wrong count is the argmax's (GLAT)
+                plain_tokens = self._predict(plain, tgt_mask, True) if stochastic else argmax
+                glanced = self.glance_positions(argmax, target, tgt_mask, glance_ratio)
             hidden = self.initial_hidden(initial_context, src_tokens, tgt_mask, glanced, target)
             steps = [score(hidden, "glance", 0, True, tgt_mask & ~glanced)]
             chain_tokens, chain_hidden = plain_tokens, plain

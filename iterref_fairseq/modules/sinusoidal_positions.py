@@ -1,4 +1,4 @@
-"""Sinusoidal position encodings (Vaswani et al., 2017), the queries and keys of positional attention
+"""Sinusoidal position encodings (Vaswani et al., 2017): the queries and keys of positional attention
 (``modules/nat_attention.py``) and the position signal added to the NAT decoders' inputs."""
 import math
 import torch
