@@ -73,6 +73,52 @@ def tiny_checkpoint(tiny_data, tmp_path_factory) -> Path:
     return ckpt
 
 
+@pytest.fixture(scope="session")
+def ar_checkpoint(tiny_data, tmp_path_factory) -> Path:
+    """A tiny fairseq transformer on the tiny data (the AR teacher / rescorer of several tests)."""
+    save_dir = tmp_path_factory.mktemp("ar_ckpt")
+    cli("fairseq-train", tiny_data, "--user-dir", USER_DIR, "--task", "translation", "--arch", "transformer",
+        "--encoder-layers", "1", "--decoder-layers", "1", "--encoder-embed-dim", "32", "--decoder-embed-dim", "32",
+        "--encoder-ffn-embed-dim", "64", "--decoder-ffn-embed-dim", "64", "--encoder-attention-heads", "2",
+        "--decoder-attention-heads", "2", "--optimizer", "adam", "--lr", "1e-3", "--max-tokens", "1000",
+        "--max-update", "8", "--cpu", "--save-dir", save_dir, "--no-epoch-checkpoints", "--log-format", "simple",
+        "--seed", "1", "--disable-validation")
+    return save_dir / "checkpoint_last.pt"
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def train_two_ranks(train_args, save_dir: Path, updates: int) -> None:
+    """fairseq-train on 2 CPU ranks with gloo (one process per rank, tests/ddp_worker.py) with ``train_args``
+    (data, task, model, optimizer flags; --save-dir save_dir); asserts that both ranks finish after ``updates``
+    updates with identical parameters."""
+    import torch
+
+    common = [*map(str, train_args), "--distributed-world-size", "2", "--distributed-init-method",
+              f"tcp://127.0.0.1:{free_port()}", "--distributed-no-spawn", "--distributed-backend", "gloo",
+              "--ddp-backend", "legacy_ddp"]
+    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}", OMP_NUM_THREADS="1")
+    worker = str(Path(__file__).with_name("ddp_worker.py"))
+    procs = [subprocess.Popen([sys.executable, worker, *common, "--distributed-rank", str(r)], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for r in range(2)]
+    outs = [p.communicate(timeout=600)[0] for p in procs]
+    for p, out in zip(procs, outs):
+        assert p.returncode == 0, out[-4000:]
+    assert "distributed init (rank 1)" in outs[1]
+    dumps = [torch.load(save_dir / f"params_rank{r}.pt", weights_only=True) for r in range(2)]
+    assert dumps[0]["num_updates"] == dumps[1]["num_updates"] == updates
+    p0, p1 = dumps[0]["params"], dumps[1]["params"]
+    assert p0.keys() == p1.keys()
+    for k in p0:
+        assert torch.equal(p0[k], p1[k]), f"rank parameters differ at {k}"
+
+
 def generate_refine(data, ckpt, *flags, check: bool = True):
     """fairseq-generate with this plugin's translation_refine task on the CPU, batches of 5."""
     return cli("fairseq-generate", data, "--user-dir", USER_DIR, "--task", "translation_refine", "--path", ckpt,

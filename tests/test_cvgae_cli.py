@@ -2,8 +2,6 @@
 iterref-baseline-conformers -> iterref-evaluate-conformers; the task's cache and bad input; metric values on
 hand-made conformer sets; 2-rank gloo training."""
 import json
-import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +13,7 @@ pytest.importorskip("rdkit")
 from rdkit import Chem  # noqa: E402
 from rdkit.Chem import AllChem  # noqa: E402
 
-from conftest import BIN, REPO, USER_DIR, cli  # noqa: E402
+from conftest import REPO, USER_DIR, cli, train_two_ranks  # noqa: E402
 
 SMILES = ["CCO", "CC(=O)O", "CC(C)O", "OCCO", "CC#N", "CCN", "CC(=O)N", "C1CC1", "C1CCOC1", "CC(O)C(=O)N",
           "COC", "CCOC", "OC1CC1", "CC(C)(C)O", "C=CC=O", "NCC(=O)O", "CC1=CC=CN1", "c1ccncc1", "CC(N)C#N",
@@ -204,26 +202,8 @@ def test_train_generate_baselines_evaluate(conformer_data, tmp_path):
 
 @pytest.mark.slow
 def test_two_rank_gloo_training(conformer_data, tmp_path):
-    import torch
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     save = tmp_path / "ckpt"
-    common = [str(conformer_data), *TRAIN_FLAGS, "--max-update", "4", "--save-dir", str(save), "--seed", "2",
-              "--distributed-world-size", "2", "--distributed-init-method", f"tcp://127.0.0.1:{port}",
-              "--distributed-no-spawn", "--distributed-backend", "gloo", "--ddp-backend", "legacy_ddp"]
-    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}", OMP_NUM_THREADS="1")
-    worker = str(Path(__file__).with_name("ddp_worker.py"))
-    procs = [subprocess.Popen([sys.executable, worker, *common, "--distributed-rank", str(r)], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for r in range(2)]
-    outs = [p.communicate(timeout=600)[0] for p in procs]
-    for p, o in zip(procs, outs):
-        assert p.returncode == 0, o[-4000:]
-    dumps = [torch.load(save / f"params_rank{r}.pt", weights_only=True) for r in range(2)]
-    assert dumps[0]["num_updates"] == dumps[1]["num_updates"] == 4
-    for k in dumps[0]["params"]:
-        assert torch.equal(dumps[0]["params"][k], dumps[1]["params"][k]), k
+    train_two_ranks([conformer_data, *TRAIN_FLAGS, "--max-update", "4", "--save-dir", save, "--seed", "2"], save, 4)
 
 
 def test_baseline_counts_molecules_etkdg_cannot_embed():

@@ -24,18 +24,6 @@ def masked_checkpoint(tiny_data, tmp_path_factory):
     return save_dir / "checkpoint_last.pt"
 
 
-@pytest.fixture(scope="module")
-def ar_checkpoint(tiny_data, tmp_path_factory):
-    save_dir = tmp_path_factory.mktemp("ar_ckpt")
-    cli("fairseq-train", tiny_data, "--user-dir", USER_DIR, "--task", "translation", "--arch", "transformer",
-        "--encoder-layers", "1", "--decoder-layers", "1", "--encoder-embed-dim", "32", "--decoder-embed-dim", "32",
-        "--encoder-ffn-embed-dim", "64", "--decoder-ffn-embed-dim", "64", "--encoder-attention-heads", "2",
-        "--decoder-attention-heads", "2", "--optimizer", "adam", "--lr", "1e-3", "--max-tokens", "1000",
-        "--max-update", "8", "--cpu", "--save-dir", save_dir, "--no-epoch-checkpoints", "--log-format", "simple",
-        "--seed", "1", "--disable-validation")
-    return save_dir / "checkpoint_last.pt"
-
-
 def history(out: str):
     found = defaultdict(list)
     for line in out.splitlines():

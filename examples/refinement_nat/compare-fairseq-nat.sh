@@ -21,6 +21,9 @@
 #   cmlm       fairseq cmlm_transformer (mask-predict), label smoothing 0.1
 #   inat       fairseq iterative_nonautoregressive_transformer (one shared decoder; itrain 4, pDAE 0.5)
 #   ar         the AR teacher's recipe (fairseq transformer on the raw targets), for its learning curve (greedy)
+#   lanmt      LaNMT (lanmt_tiny: d 128, ffn 512, 4 heads, 2 layers per stack, latent dim 8), free-bits budget 1
+#              annealed to 0 over LANMT_BUDGET_UPDATES (3600) updates; trained only (decode it with
+#              examples/lanmt/bible.sh, which also fine-tunes it and trains its score network)
 # Knobs: OUT (work/demo), NAT_MINUTES (14), SEEDS ("1 2"), SYSTEMS ("nat cmlm"), PARALLEL (2), THREADS (1),
 #        CKPT_UPDATES (200), CURRICULUM_UPDATES (600), GLANCE_UPDATES (2000), SPEED_SENTENCES (100), NAT_EXTRA (extra flags for nat*),
 #        DECODE (1: decode and draw curves after training; 0: train only, e.g. to add systems to a later run),
@@ -46,9 +49,9 @@ hours() { "$PYTHON" -c "print($1 / 60)"; }
 log() { echo "[compare $(date +%H:%M:%S)] $*" >&2; }
 mkdir -p "$CMP"
 
-COMMON=(--encoder-layers 2 --decoder-layers 2 --encoder-embed-dim 128 --decoder-embed-dim 128
-  --encoder-ffn-embed-dim 512 --decoder-ffn-embed-dim 512 --encoder-attention-heads 4 --decoder-attention-heads 4
-  --dropout 0.0 --optimizer adam --adam-betas '(0.9,0.98)' --lr 2e-3 --lr-scheduler inverse_sqrt
+DIMS=(--encoder-layers 2 --decoder-layers 2 --encoder-embed-dim 128 --decoder-embed-dim 128
+  --encoder-ffn-embed-dim 512 --decoder-ffn-embed-dim 512 --encoder-attention-heads 4 --decoder-attention-heads 4)
+COMMON=(--dropout 0.0 --optimizer adam --adam-betas '(0.9,0.98)' --lr 2e-3 --lr-scheduler inverse_sqrt
   --warmup-updates 150 --max-tokens 2048 --max-update 100000 --stop-time-hours "$(hours "$NAT_MINUTES")" --cpu
   --save-interval-updates "$CKPT_UPDATES" --keep-interval-updates -1 --no-epoch-checkpoints
   --disable-validation --log-format simple --log-interval 25)
@@ -73,7 +76,9 @@ flags_of() {  # the fairseq-train flags of system $1
               --criterion label_smoothed_cross_entropy --label-smoothing 0.1" ;;
     inat) echo "${FAIRSEQ[@]} --arch iterative_nonautoregressive_transformer --noise full_mask --train-step 4 \
                 --dae-ratio 0.5 --pred-length-offset" ;;
-    *) echo "unknown system $1 (nat, nat-curr, nat-glat, nat-glat-curr, nat-raw, nat-pdae0, nat-0.2, cmlm, inat, ar)" >&2; return 1 ;;
+    lanmt) echo "--task translation_refine --arch lanmt_tiny --criterion lanmt_loss --kl-budget-updates \
+                 ${LANMT_BUDGET_UPDATES:-3600}" ;;
+    *) echo "unknown system $1 (nat, nat-curr, nat-glat, nat-glat-curr, nat-raw, nat-pdae0, nat-0.2, cmlm, inat, ar, lanmt)" >&2; return 1 ;;
   esac
 }
 
@@ -85,11 +90,12 @@ train_one() {  # system seed
   local dir="$CMP/$1-s$2"
   if [ -f "$dir/.trained" ]; then return 0; fi
   mkdir -p "$dir"
-  local flags
+  local flags dims=("${DIMS[@]}")
   flags=$(flags_of "$1")
+  [ "$1" = lanmt ] && dims=()  # lanmt_tiny has the same sizes under its own flag names
   # shellcheck disable=SC2086
   OMP_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS fairseq-train "$(data_of "$1")" --user-dir "$USER_DIR" \
-    "${COMMON[@]}" $flags --seed "$2" --save-dir "$dir" > "$dir/train.log" 2>&1
+    "${dims[@]}" "${COMMON[@]}" $flags --seed "$2" --save-dir "$dir" > "$dir/train.log" 2>&1
   touch "$dir/.trained"
 }
 

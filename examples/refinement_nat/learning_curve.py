@@ -5,7 +5,9 @@ Every run directory holds the interval checkpoints of one fairseq-train run (``-
 --keep-interval-updates -1``) and its log (``train.log``). A checkpoint's training time is read from fairseq's
 cumulative ``wall`` time in the log lines around its update. Each checkpoint is decoded on the first ``--max-examples`` sentences
 of ``--gen-subset`` with every ``--idec`` (our refinement NAT: this package's generator, fixed passes; fairseq's
-NATs: fairseq's generator, idec - 1 iterations). For the AR model ``--ar RUN`` gives greedy BLEU per checkpoint.
+NATs: fairseq's generator, idec - 1 iterations). For the AR model ``--ar RUN`` gives greedy BLEU per checkpoint;
+for a LaNMT run ``--latent RUN`` the BLEU of every ``--latent-settings`` (prior, delta: latent-space inference with
+one refinement step; a score network exists only for the final model, so score decoding is not on the curve).
 
     python examples/refinement_nat/learning_curve.py DATA_BIN --refs valid.ref.en.k \\
         --run nat=work/lc/nat --run cmlm=work/lc/cmlm --ar ar=work/demo/ar --idec 1,10 \\
@@ -22,7 +24,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from iterref_fairseq.cli.benchmark_nat import build_generator, decode, detokenize, load_model, read_refs  # noqa: E402
+from iterref_fairseq.cli.benchmark_nat import (build_generator, build_latent_generator, decode,  # noqa: E402
+                                               detokenize, load_model, read_refs)
 
 UPDATE_LINE = re.compile(r"num_updates=(\d+).*?(?<![a-z_])wall=(\d+)")
 
@@ -69,10 +72,14 @@ def bleu_of(path, data, kind, idecs, args, refs) -> list:
     task, model = load_model(str(path), data, False, False)
     task.load_dataset(args.gen_subset)
     gen_args = argparse.Namespace(length_beam=1, stop_criterion="unchanged", keep_repeats=False, max_len_a=1.2,
-                                  max_len_b=10)
+                                  max_len_b=10, latent_max_iter=2, latent_step_size=0.8, latent_search_samples=1,
+                                  latent_search_noise=0.0, seed=1, score_path=None, energy_path=None)
     scores = []
     for idec in idecs:
-        generator = build_generator(kind, str(idec), task, model, gen_args)
+        if kind == "latent":
+            generator = build_latent_generator(str(idec), task, model, gen_args)
+        else:
+            generator = build_generator(kind, str(idec), task, model, gen_args)
         # decode the whole split (batches are sorted by length, so a prefix of ids is spread over all of them),
         # then score the first max_examples sentences
         hyps, _, _, _, _ = decode(task, model, generator, args.gen_subset, 64, False)
@@ -103,12 +110,18 @@ def main(argv=None):
     p.add_argument("--run", action="append", default=[], metavar="NAME=DIR",
                    help="a NAT run; NAME starting with 'nat' = refinement_nat, otherwise a fairseq NAT")
     p.add_argument("--ar", action="append", default=[], metavar="NAME=DIR", help="an AR run (greedy BLEU)")
+    p.add_argument("--latent", action="append", default=[], metavar="NAME=DIR", help="a LaNMT run")
+    p.add_argument("--latent-settings", default="prior,delta", help="latent inference per LaNMT checkpoint")
     p.add_argument("--refs", nargs="+", required=True)
     p.add_argument("--gen-subset", default="valid")
     p.add_argument("--max-examples", type=int, default=300)
     p.add_argument("--idec", default="1,10")
     p.add_argument("--target-lang", default="en")
     p.add_argument("--reference-bleu", type=float, help="e.g. AR beam-4 BLEU on the same sentences")
+    p.add_argument("--reference-ar", metavar="CHECKPOINT",
+                   help="compute --reference-bleu here: this AR checkpoint with beam --reference-beam on the same "
+                        "sentences")
+    p.add_argument("--reference-beam", type=int, default=4, help="beam of --reference-ar")
     p.add_argument("--target-fraction", type=float, default=0.5)
     p.add_argument("--every", type=int, default=1, help="decode every k-th checkpoint (the last one always)")
     p.add_argument("--reuse", type=Path,
@@ -119,8 +132,11 @@ def main(argv=None):
     earlier = json.loads(args.reuse.read_text())["runs"] if args.reuse else {}
     n = args.max_examples
     first = read_refs(args.refs, n, prefix=True) if n else read_refs(args.refs, _split_size(args), prefix=False)
+    if args.reference_ar:
+        args.reference_bleu = bleu_of(args.reference_ar, args.data, "ar", [args.reference_beam], args, first)[0]
+        print(f"reference: AR beam {args.reference_beam} BLEU {args.reference_bleu:.2f}", file=sys.stderr)
     results = {}
-    specs = [(s, "nat") for s in args.run] + [(s, "ar") for s in args.ar]
+    specs = [(s, "nat") for s in args.run] + [(s, "ar") for s in args.ar] + [(s, "latent") for s in args.latent]
     for spec, family in specs:
         name, _, directory = spec.partition("=")
         run = Path(directory)
@@ -135,6 +151,9 @@ def main(argv=None):
                 bleu = reused[0]
             elif family == "ar":
                 bleu["greedy"] = bleu_of(path, args.data, "ar", [1], args, first)[0]
+            elif family == "latent":
+                settings = args.latent_settings.split(",")
+                bleu = dict(zip(settings, bleu_of(path, args.data, "latent", settings, args, first)))
             else:
                 kind = "nat" if name.startswith("nat") else "fairseq"
                 idecs = args.idec.split(",")
@@ -167,7 +186,8 @@ def main(argv=None):
                           "its checkpoints")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"runs": results, "gen_subset": args.gen_subset, "max_examples": n,
-                                    "reference_bleu": args.reference_bleu,
+                                    "reference_bleu": args.reference_bleu, "reference_ar": args.reference_ar,
+                                    "reference_beam": args.reference_beam if args.reference_ar else None,
                                     "provenance": provenance}, indent=1))
     args.out.with_suffix(".md").write_text(table + "\n")
     try:
@@ -184,7 +204,7 @@ def main(argv=None):
                         color=f"C{run % 10}", linestyle=styles[k % len(styles)], label=f"{name} {key}")
         if args.reference_bleu:
             ax.axhline(args.target_fraction * args.reference_bleu, color="grey", ls="--",
-                       label=f"{args.target_fraction:.0%} of AR beam 4")
+                       label=f"{args.target_fraction:.0%} of AR beam {args.reference_beam if args.reference_ar else 4}")
         ax.set_xlabel("training minutes")
         ax.set_ylabel(f"BLEU ({args.gen_subset}, first {n} sentences)")
         ax.legend(fontsize=8)

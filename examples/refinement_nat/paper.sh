@@ -20,7 +20,8 @@
 #   DEVICE_FLAGS (--fp16 on a GPU; "--cpu" for a CPU run), MAX_TOKENS (2048 per GPU, the thesis's batches),
 #   UPDATE_FREQ (1), NAT_MAX_UPDATE (300000), AR_MAX_UPDATE (100000), BPE_OPS (40000), and for small test runs:
 #   NAT_ARCH, AR_ARCH, AR_FLAGS (extra teacher flags, e.g. smaller dimensions), DISTILL_ARGS (extra
-#   scripts/distill.py flags, e.g. --max-len-b), SPEED_SENTENCES (100).
+#   scripts/distill.py flags, e.g. --max-len-b), SPEED_SENTENCES (100); STOP_AFTER=distill ends each direction
+#   after stage 3 (examples/lanmt/paper.sh reuses stages 1-3 this way).
 # Every stage is skipped when its output exists, so an interrupted run resumes.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -86,6 +87,7 @@ for direction in $DIRECTIONS; do
       --beam 4 --source-lang "$src" --target-lang "$tgt" $( [[ "$DEVICE_FLAGS" == *--cpu* ]] && echo --cpu ) \
       ${DISTILL_ARGS:-}
   fi
+  if [ "${STOP_AFTER:-}" = distill ]; then continue; fi
   if [ ! -f "$dir/nat/.trained" ]; then
     log "4/5 $direction: refinement NAT $NAT_ARCH"
     # shellcheck disable=SC2086

@@ -39,13 +39,30 @@ logger = logging.getLogger("iterref.benchmark_nat")
 ADAPTIVE_CAP = 20  # reference code's fallback cap for adaptive decoding
 
 
-def parse_systems(spec: str, extra_kinds=()) -> List[Tuple[str, str]]:
-    """'ar:1,ar:4,nat:10,nat:adaptive' -> [("ar", "1"), ...]; validates every entry.
+LATENT_SETTINGS = ("prior", "delta", "energy", "score")
 
-    ``extra_kinds`` are the names given with ``--fairseq-nat NAME=PATH`` (decoded like ``nat``)."""
+
+def parse_latent_setting(value: str) -> Tuple[str, bool, bool]:
+    """'score+search+ar' -> ("score", search, rescore by the AR teacher); raises CLIError on a bad setting."""
+    inference, *extras = value.split("+")
+    if inference not in LATENT_SETTINGS or extras not in ([], ["search"], ["search", "ar"]):
+        raise CLIError(f"--systems: bad latent setting {value!r}; use prior|delta|energy|score, optionally followed "
+                       "by +search or +search+ar (latent search chosen by the model or by the AR teacher)")
+    return inference, bool(extras), extras == ["search", "ar"]
+
+
+def parse_systems(spec: str, extra_kinds=(), latent_kinds=()) -> List[Tuple[str, str]]:
+    """'ar:1,ar:4,nat:10,nat:adaptive,lanmt:score+search' -> [("ar", "1"), ...]; validates every entry.
+
+    ``extra_kinds`` are the names given with ``--fairseq-nat`` / ``--refinement-nat NAME=PATH`` (decoded like
+    ``nat``), ``latent_kinds`` those of ``--latent NAME=PATH`` (settings: see ``parse_latent_setting``)."""
     systems = []
     for item in spec.split(","):
         kind, _, value = item.strip().partition(":")
+        if kind in latent_kinds:
+            parse_latent_setting(value)
+            systems.append((kind, value))
+            continue
         if kind not in ("ar", "nat", *extra_kinds) or not value:
             raise CLIError(f"--systems: bad entry {item!r}; use ar:<beam> or nat:<idec>|nat:adaptive "
                            "(or NAME:<idec>|NAME:adaptive for a --fairseq-nat NAME=PATH)")
@@ -64,6 +81,32 @@ def load_model(path: str, data: str, use_cuda: bool, fp16: bool, flag: str = "--
     if use_cuda:
         model.cuda()
     return task, model
+
+
+def build_latent_generator(value: str, task, model, args, ar=None):
+    """The latent-inference generator of a --latent system (``parse_latent_setting``); ``ar`` = (task, model) of
+    --ar-path, the teacher of +search+ar."""
+    from ..generators.generalized import ARRescorer
+    from ..generators.latent import LatentInferenceDecoder
+
+    inference, search, rescore = parse_latent_setting(value)
+    scorer = None
+    if inference in ("score", "energy"):
+        path = args.score_path if inference == "score" else args.energy_path
+        if not path:
+            raise CLIError(f"--systems asks for {inference} inference: pass --{inference}-path CHECKPOINT")
+        scorer = task.load_score_network(path, model, args)
+    rescorer = None
+    if rescore:
+        if ar is None:
+            raise CLIError("+search+ar rescores with the AR teacher: pass --ar-path CHECKPOINT")
+        rescorer = ARRescorer(ar[1], ar[0].target_dictionary, task.target_dictionary, name="--ar-path")
+    return LatentInferenceDecoder(
+        task.target_dictionary, inference=inference, max_iter=args.latent_max_iter,
+        force_max_iter=inference in ("score", "energy"), step_size=args.latent_step_size, scorer=scorer,
+        search_samples=args.latent_search_samples if search else 1,
+        search_noise=args.latent_search_noise if search else 0.0, rescorer=rescorer,
+        remove_repeats=not args.keep_repeats, seed=args.seed)
 
 
 def build_generator(kind: str, value: str, task, model, args, refinement: Optional[bool] = None):
@@ -120,7 +163,10 @@ def decode(task, model, generator, split: str, batch_size: int, use_cuda: bool, 
 
     hyps, seconds, src_tokens, n, steps = {}, 0.0, 0, 0, []
     pad, eos = task.source_dictionary.pad(), task.source_dictionary.eos()
-    for sample in batches(task, split, batch_size, limit):
+    for i, sample in enumerate(batches(task, split, batch_size, limit)):
+        if i == 0:  # one untimed call first: lazy initialisation is not decoding time
+            with torch.no_grad():
+                generator.generate([model], utils.move_to_cuda(sample) if use_cuda else sample)
         if use_cuda:
             sample = utils.move_to_cuda(sample)
             torch.cuda.synchronize()
@@ -176,14 +222,14 @@ def hardware() -> Dict:
     return info
 
 
-def markdown(rows: List[Dict], note: str) -> str:
-    """The results as a markdown table; speed-ups are ratios to the AR beam-4 row measured in the same run."""
+def markdown(rows: List[Dict], note: str, base_name: str = "AR b=4") -> str:
+    """The results as a markdown table; speed-ups are ratios to the ``base_name`` row measured in the same run."""
     lines = [
         "| system | BLEU | mean passes | batch-1 src tok/s | batch-1 sent/s | batched src tok/s | "
-        "speed-up vs AR b=4, batch 1 | speed-up vs AR b=4, batched |",
+        f"speed-up vs {base_name}, batch 1 | speed-up vs {base_name}, batched |",
         "|" + "---|" * 8,
     ]
-    base = next((r for r in rows if r["system"] == "AR b=4"), None)
+    base = next((r for r in rows if r["system"] == base_name), None)
 
     def fmt(x, spec):
         return "-" if x is None else format(x, spec)
@@ -230,15 +276,17 @@ def run(args) -> Dict:
         raise CLIError("--fp16 needs a GPU: run on a machine with CUDA and without --cpu, or drop --fp16")
     fairseq_nats = dict(item.split("=", 1) for item in args.fairseq_nat)
     ours = dict(item.split("=", 1) for item in args.refinement_nat)
-    extra = {**fairseq_nats, **ours}
-    systems = parse_systems(args.systems, tuple(extra))
+    latents = dict(item.split("=", 1) for item in args.latent)
+    extra = {**fairseq_nats, **ours, **latents}
+    systems = parse_systems(args.systems, tuple({**fairseq_nats, **ours}), tuple(latents))
     flags = {"nat": "--path", "ar": "--ar-path"}
     loaded = {}
     for kind in sorted({k for k, _ in systems}):
         path = {"nat": args.path, "ar": args.ar_path}.get(kind) or extra.get(kind)
         if not path:
             raise CLIError(f"--systems asks for {kind} but {flags[kind]} CHECKPOINT is missing")
-        flag = flags.get(kind) or (f"--refinement-nat {kind}=" if kind in ours else f"--fairseq-nat {kind}=")
+        flag = flags.get(kind) or (f"--refinement-nat {kind}=" if kind in ours else
+                                   f"--latent {kind}=" if kind in latents else f"--fairseq-nat {kind}=")
         task, model = load_model(path, args.data, use_cuda, args.fp16, flag)
         try:
             task.load_dataset(args.gen_subset)
@@ -246,6 +294,8 @@ def run(args) -> Dict:
             raise CLIError(f"--gen-subset {args.gen_subset}: {err} (choose a split of DATA: train, valid or "
                            "test)") from None
         loaded[kind] = (task, model)
+    if latents and "ar" not in loaded and args.ar_path and any(v.endswith("+ar") for _, v in systems):
+        loaded["ar"] = load_model(args.ar_path, args.data, use_cuda, args.fp16, "--ar-path")
     n_sent = len(next(iter(loaded.values()))[0].dataset(args.gen_subset))
     refs = read_refs(args.refs, n_sent) if args.refs else None
     rows = []
@@ -254,9 +304,13 @@ def run(args) -> Dict:
         label = "NAT" if kind == "nat" else kind
         name = f"AR b={value}" if kind == "ar" else (f"{label} adaptive" if value == "adaptive" else f"{label} idec={value}")
         refinement = kind == "nat" or kind in ours
-        generator = build_generator(kind, value, task, model, args, refinement)
+        if kind in latents:
+            name = f"{kind} {value}"
+            generator = build_latent_generator(value, task, model, args, loaded.get("ar"))
+        else:
+            generator = build_generator(kind, value, task, model, args, refinement)
         logger.info("decoding %s (batched, %d sentences)", name, n_sent)
-        offset = 0 if kind == "ar" or refinement else 1
+        offset = 0 if kind == "ar" or refinement or kind in latents else 1
         hyps, secs, src_tok, n, steps = decode(task, model, generator, args.gen_subset, args.batch_size, use_cuda,
                                                steps_offset=offset)
         row = {"system": name, "kind": kind, "setting": value, "mean_steps": steps,
@@ -314,6 +368,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--refinement-nat", action="append", default=[], metavar="NAME=PATH",
                    help="a further refinement NAT checkpoint (task translation_refine) decoded with this package's "
                         "generator, like --path; refer to it in --systems as NAME:<idec>|NAME:adaptive")
+    p.add_argument("--latent", action="append", default=[], metavar="NAME=PATH",
+                   help="a LaNMT checkpoint (task translation_refine, --arch lanmt_*) decoded in latent space; refer "
+                        "to it in --systems as NAME:prior|delta|energy|score[+search[+ar]]")
+    p.add_argument("--score-path", help="score network of the --latent model (its NAME:score systems)")
+    p.add_argument("--energy-path", help="energy network of the --latent model (its NAME:energy systems)")
+    p.add_argument("--latent-max-iter", type=int, default=2,
+                   help="latent systems: refinement steps including the first decoding (2 = one refinement, as "
+                        "LaNMT's published rows); delta stops early when the output is unchanged, score / energy "
+                        "take every step and decode once")
+    p.add_argument("--latent-step-size", type=float, default=0.8, help="alpha of the score / energy update")
+    p.add_argument("--latent-search-samples", type=int, default=50, help="candidates per sentence of +search")
+    p.add_argument("--latent-search-noise", type=float, default=0.5, help="noise scale (in prior sigmas) of +search")
+    p.add_argument("--speed-base", default="AR b=4",
+                   help="row the speed-ups are relative to (e.g. 'AR b=3' for the LaNMT talk's table)")
     add_gen_subset_argument(p, "test", "split of DATA to decode (default test)", deprecated=("--split",))
     p.add_argument("--refs", nargs="*", help="detokenized reference files, one or more (multi-reference BLEU)")
     p.add_argument("--target-lang", default="en", help="language for Moses detokenization of hypotheses")
@@ -345,15 +413,18 @@ def _main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s | %(levelname)s | %(name)s | %(message)s")
     args = build_parser().parse_args(argv)
     resolve_data(args, fix="pass the fairseq-preprocess output directory as DATA")
-    check_positive(batch_size=args.batch_size, length_beam=args.length_beam)
-    for flag in ("--fairseq-nat", "--refinement-nat"):
+    check_positive(batch_size=args.batch_size, length_beam=args.length_beam, latent_max_iter=args.latent_max_iter,
+                   latent_search_samples=args.latent_search_samples)
+    for flag in ("--fairseq-nat", "--refinement-nat", "--latent"):
         for item in getattr(args, flag[2:].replace("-", "_")):
             name = item.split("=", 1)[0]
             if "=" not in item or not name or name in ("ar", "nat"):
                 raise CLIError(f"{flag} {item!r}: use NAME=PATH with a NAME other than ar and nat")
     for flag, path in [("--path", args.path), ("--ar-path", args.ar_path)] + [
             ("--fairseq-nat", i.split("=", 1)[1]) for i in args.fairseq_nat] + [
-            ("--refinement-nat", i.split("=", 1)[1]) for i in args.refinement_nat]:
+            ("--refinement-nat", i.split("=", 1)[1]) for i in args.refinement_nat] + [
+            ("--latent", i.split("=", 1)[1]) for i in args.latent] + [
+            ("--score-path", args.score_path), ("--energy-path", args.energy_path)]:
         if path:
             check_file(path, "checkpoint", f"pass {flag} CHECKPOINT written by fairseq-train")
     check_out_dir(args.out)
@@ -367,7 +438,7 @@ def _main(argv=None) -> int:
     if result["refinement_pass_ms"]:
         note += " One refinement pass at batch 1 (idec 10 minus idec 1, per extra pass): " + ", ".join(
             f"{kind} {ms:.2f} ms" for kind, ms in sorted(result["refinement_pass_ms"].items())) + "."
-    table = markdown(result["rows"], note)
+    table = markdown(result["rows"], note, args.speed_base)
     with open(os.path.splitext(args.out)[0] + ".md", "w") as f:
         f.write(table + "\n")
     print(table)

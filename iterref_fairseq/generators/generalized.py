@@ -129,7 +129,7 @@ class ARRescorer:
         task: the fairseq task it was loaded with (kept for callers that also decode with the model)."""
         if ar_dict.symbols != tgt_dict.symbols[: len(ar_dict)]:
             raise ValueError(f"dictionary mismatch: {name} was trained with another target dictionary than the "
-                             "masked translation model")
+                             "model whose outputs it rescores")
         self.model = model
         self.task = task
         self.dictionary = ar_dict

@@ -42,6 +42,7 @@ from fairseq.models import BaseFairseqModel, register_model, register_model_arch
 
 from ..data.insertion_noise import compact, content_mask, token_states
 from ..hub import HubLoadable
+from .dictionary_check import check_dictionary_sizes
 from ..modules import kumaraswamy as kuma
 from ..modules.adaln_transformer import AdaLNStack, TimeEmbedding
 
@@ -224,13 +225,7 @@ class FlexMDMModel(HubLoadable, BaseFairseqModel):  # HubLoadable: fairseq-style
                 "this LFlexMDM checkpoint predates the remaining-count head (count_head.*) that the sampler's last "
                 "step reads; retrain it with the current code (a FlexMDM checkpoint is unaffected)"
             )
-        name = "net.embed.weight"
-        if name in state_dict and state_dict[name].size(0) != len(self.dictionary):
-            raise ValueError(
-                f"dictionary mismatch: the checkpoint's {name} has {state_dict[name].size(0)} symbols but the "
-                f"dictionary given to this run has {len(self.dictionary)}. Pass the data directory (dict.*.txt) the "
-                "model was trained with."
-            )
+        check_dictionary_sizes(state_dict, {"net.embed.weight": len(self.dictionary)})
         return super().load_state_dict(state_dict, strict=strict, model_cfg=model_cfg, args=args)
 
     # ------------------------------------------------------------------ networks

@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from fairseq.models import BaseFairseqModel, register_model, register_model_architecture
 
 from ..hub import HubLoadable
+from .dictionary_check import check_dictionary_sizes
 
 MASK_SYMBOL = "<mask>"
 
@@ -132,13 +133,8 @@ class MaskedTranslationModel(HubLoadable, BaseFairseqModel):  # HubLoadable: fai
         return self.args.max_segment_positions
 
     def load_state_dict(self, state_dict, strict=True, model_cfg=None, args=None):
-        name = "embed_tokens.weight"
-        if name in state_dict and state_dict[name].size(0) != len(self.dictionary):
-            raise ValueError(
-                f"dictionary mismatch: the checkpoint's {name} has {state_dict[name].size(0)} symbols but the "
-                f"dictionary of this run has {len(self.dictionary)} (including {MASK_SYMBOL}). Pass the data "
-                "directory (dict.*.txt) the model was trained with."
-            )
+        check_dictionary_sizes(state_dict, {"embed_tokens.weight": len(self.dictionary)},
+                               f" (including {MASK_SYMBOL})")
         return super().load_state_dict(state_dict, strict=strict, model_cfg=model_cfg, args=args)
 
     # ------------------------------------------------------------------ the Transformer over segments

@@ -44,6 +44,7 @@ from ..modules.length_predictor import LengthOffsetPredictor
 from ..modules.nat_decoder import CONNECTIONS, DecoderContext, NATDecoderStack
 from ..modules.sinusoidal_positions import SinusoidalPositions
 from ..modules.projected_cross_entropy import projected_cross_entropy
+from .dictionary_check import check_dictionary_sizes
 
 
 def copy_source_positions(src_content_lengths: torch.Tensor, tgt_mask: torch.Tensor) -> torch.Tensor:
@@ -159,13 +160,8 @@ class RefinementNATModel(HubLoadable, BaseFairseqModel):  # HubLoadable: fairseq
         return self.args.max_target_positions
 
     def load_state_dict(self, state_dict, strict=True, model_cfg=None, args=None):
-        for name, dictionary in (("encoder.embed_tokens.weight", self.src_dict), ("embed_tgt.weight", self.tgt_dict)):
-            if name in state_dict and state_dict[name].size(0) != len(dictionary):
-                raise ValueError(
-                    f"dictionary mismatch: the checkpoint's {name} has {state_dict[name].size(0)} symbols but the "
-                    f"dictionary given to this run has {len(dictionary)}. Pass the data directory (dict.*.txt) the "
-                    "model was trained with."
-                )
+        check_dictionary_sizes(state_dict, {"encoder.embed_tokens.weight": len(self.src_dict),
+                                            "embed_tgt.weight": len(self.tgt_dict)})
         return super().load_state_dict(state_dict, strict=strict, model_cfg=model_cfg, args=args)
 
     # ------------------------------------------------------------------ building blocks

@@ -28,6 +28,10 @@ class LengthOffsetPredictor(nn.Module):
         pooled = (summed * keep).sum(1) / keep.sum(1).clamp(min=1.0)
         return self.proj(pooled)
 
+    def classify(self, pooled: torch.Tensor) -> torch.Tensor:
+        """Offset logits (B, 2M+1) from an already pooled (B, C) summary (models that pool their own input)."""
+        return self.proj(pooled)
+
     def offset_targets(self, tgt_lengths: torch.Tensor, src_lengths: torch.Tensor) -> torch.Tensor:
         """Class index of (tgt - src), clamped into the representable range. Shapes: (B,) -> (B,)."""
         offset = (tgt_lengths - src_lengths).clamp(-self.max_offset, self.max_offset)

@@ -29,6 +29,7 @@ from fairseq.tasks import register_task
 from fairseq.tasks.translation import TranslationConfig, TranslationTask
 
 from ..data.corruption import corrupt_tokens
+from ..generators.latent import LATENT_INFERENCE
 from ..generators.refinement import STOP_CRITERIA, IterativeRefinementDecoder
 from ..generators.strategies import STRATEGY_REGISTRY
 
@@ -95,7 +96,24 @@ class TranslationRefineConfig(TranslationConfig):
     policy_path: Optional[str] = field(
         default=None, metadata={"help": "policy file for --decoding-strategy learned (iterref-train-policy)"}
     )
-    decoding_seed: int = field(default=1, metadata={"help": "seed of the uniform strategy's random order"})
+    decoding_seed: int = field(default=1, metadata={"help": "seed of the uniform strategy's random order and of "
+                                                            "the latent-search noise"})
+    # ---- inference in continuous latent space (LaNMT, generators/latent.py)
+    latent_inference: ChoiceEnum(list(LATENT_INFERENCE)) = field(
+        default="delta",
+        metadata={"help": "LaNMT decoding: 'prior' = decode the prior mean once; 'delta' = delta inference (z <- "
+                          "E_q(z|x,y_hat), decode, until unchanged); 'score' / 'energy' = z <- z + alpha S(z) with "
+                          "the network of --score-path"},
+    )
+    latent_step_size: float = field(default=0.8, metadata={"help": "alpha of the score / energy update"})
+    score_path: Optional[str] = field(
+        default=None, metadata={"help": "score or energy network (fairseq-train --arch lanmt_score_*) for "
+                                        "--latent-inference score|energy"})
+    latent_search_samples: int = field(
+        default=1, metadata={"help": "latent search: N latents per sentence decoded in one batch (1 = off); the "
+                                     "best by --rescore-path's teacher, or by the model's own mean log-probability"})
+    latent_search_noise: float = field(
+        default=0.5, metadata={"help": "latent search: z = mu + s * sigma * eps (LaNMT: 0.5; lanmt-ebm: 1.0)"})
 
 
 def layerwise_beta(step: int, train_steps: int, start: float = 0.9, end: float = 0.1) -> float:
@@ -137,8 +155,11 @@ class TranslationRefineTask(TranslationTask):
 
     def build_generator(self, models, args, seq_gen_cls=None, extra_gen_cls_kwargs=None, **kwargs):
         # models declare their generator (a hook, never a class-name test)
-        if models and getattr(models[0], "iterref_generator", None) == "generalized":
+        kind = getattr(models[0], "iterref_generator", None) if models else None
+        if kind == "generalized":
             return self.build_generalized_generator(models, args)
+        if kind == "latent":
+            return self.build_latent_generator(models, args)
         if getattr(args, "iter_decode_with_external_reranker", False):
             raise ValueError("--iter-decode-with-external-reranker is not supported by translation_refine")
         return IterativeRefinementDecoder(
@@ -154,8 +175,61 @@ class TranslationRefineTask(TranslationTask):
             max_len=_max_target_length(models, 1024),
         )
 
+    def _rescorer(self, args):
+        """The autoregressive teacher of ``--rescore-path``, or None."""
+        from ..generators.generalized import ARRescorer
+
+        if not self.cfg.rescore_path:
+            return None
+        if not os.path.isfile(self.cfg.rescore_path):
+            raise ValueError(f"--rescore-path: file not found: {self.cfg.rescore_path}")
+        return ARRescorer.from_checkpoint(
+            self.cfg.rescore_path, self.cfg.data.split(os.pathsep)[0], self.target_dictionary,
+            use_cuda=torch.cuda.is_available() and not getattr(args, "cpu", False),
+        )
+
+    def load_score_network(self, path: str, latent_model, args):
+        """The score / energy network at ``path``, checked against the latent model it will refine."""
+        from fairseq import checkpoint_utils
+
+        if not os.path.isfile(path):
+            raise ValueError(f"--score-path: file not found: {path}")
+        # the LaNMT comes from --path; the network's own --lanmt-path (a training-time file) is not read again
+        models, _ = checkpoint_utils.load_model_ensemble(
+            [path], arg_overrides={"data": self.cfg.data, "lanmt_path": ""})
+        scorer = models[0]
+        if not hasattr(scorer, "direction") or not hasattr(scorer, "attach"):
+            raise ValueError(f"--score-path {path} holds a {type(scorer).__name__}, not a score / energy network; "
+                             "pass a checkpoint of fairseq-train --arch lanmt_score_*")
+        scorer.attach(latent_model)
+        device = next(latent_model.parameters()).device
+        return scorer.to(device).eval()
+
+    def build_latent_generator(self, models, args):
+        from ..generators.latent import LatentInferenceDecoder
+
+        cfg = self.cfg
+        inference = str(cfg.latent_inference)
+        scorer = None
+        if inference in ("score", "energy"):
+            if not cfg.score_path:
+                raise ValueError(f"--latent-inference {inference} needs --score-path CHECKPOINT (a network trained "
+                                 "with fairseq-train --arch lanmt_score_* --lanmt-path THIS_MODEL)")
+            scorer = self.load_score_network(cfg.score_path, models[0], args)
+            if scorer.param != inference:
+                raise ValueError(f"--latent-inference {inference} but --score-path {cfg.score_path} is a "
+                                 f"{scorer.param} network (trained with --score-param {scorer.param})")
+        return LatentInferenceDecoder(
+            self.target_dictionary, inference=inference, max_iter=getattr(args, "iter_decode_max_iter", 10),
+            force_max_iter=getattr(args, "iter_decode_force_max_iter", False), step_size=cfg.latent_step_size,
+            scorer=scorer, search_samples=cfg.latent_search_samples, search_noise=cfg.latent_search_noise,
+            rescorer=self._rescorer(args) if cfg.latent_search_samples > 1 else None,
+            remove_repeats=not cfg.keep_repeats, retain_history=getattr(args, "retain_iter_history", False),
+            seed=cfg.decoding_seed,
+        )
+
     def build_generalized_generator(self, models, args):
-        from ..generators.generalized import ARRescorer, GeneralizedDecoder, LengthStatistics
+        from ..generators.generalized import GeneralizedDecoder, LengthStatistics
         from ..generators.strategies import build_strategy, parse_weights
 
         cfg = self.cfg
@@ -172,15 +246,7 @@ class TranslationRefineTask(TranslationTask):
             train = self.datasets["train"]
             # sizes count the EOS symbol
             stats = LengthStatistics(np.asarray(train.src_sizes) - 1, np.asarray(train.tgt_sizes) - 1)
-        rescorer = None
-        if cfg.rescore_path:
-            if not os.path.isfile(cfg.rescore_path):
-                raise ValueError(f"--rescore-path: file not found: {cfg.rescore_path}")
-            data = cfg.data.split(os.pathsep)[0]
-            rescorer = ARRescorer.from_checkpoint(
-                cfg.rescore_path, data, self.target_dictionary,
-                use_cuda=torch.cuda.is_available() and not getattr(args, "cpu", False),
-            )
+        rescorer = self._rescorer(args)
         return GeneralizedDecoder(
             self.target_dictionary, strategy, budget=cfg.decoding_budget, tokens_per_step=str(cfg.tokens_per_step),
             beam=getattr(args, "beam", 1), position_beam=cfg.position_beam,

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# The LaNMT talk's table on the demo's Bible De->En data (CPU scale), after `make demo` (it reuses the demo's
+# distilled data and AR teacher, OUT=work/demo):
+#   1. LaNMT (lanmt_tiny) for LANMT_MINUTES minutes with interval checkpoints, as the `lanmt` system of
+#      examples/refinement_nat/compare-fairseq-nat.sh (same optimizer, schedule, batch and data as the refinement NAT
+#      and fairseq CMLM runs there) -> OUT/compare/lanmt-s$SEED
+#   2. one epoch with free-bits budget 0 at a constant lr of 1e-4 (the reference's fine-tuning) -> OUT/lanmt/ft
+#   3. the score and the energy network (lanmt_score_tiny) on the frozen fine-tuned model, SCORE_MINUTES each
+#   4. the table on the test book (Acts, 3 references) in one iterref-benchmark-nat run: AR beam 3 and 1, LaNMT
+#      prior mean, + delta, + energy, + score, + score + latent search (own score / AR teacher): BLEU, decoder passes,
+#      sentences/s at batch 1 and batched, speed-ups vs AR beam 3 -> RESULTS/lanmt_bible_<date>.{json,md}
+#   5. learning curves on the first 300 validation verses: LaNMT prior / delta against the refinement NAT and CMLM
+#      curves of OUT/compare (their BLEU reused from OUT/compare/learning_curves.json when it exists), with the
+#      minutes each needs to reach 50% of AR beam-3 BLEU -> RESULTS/lanmt_learning_curves_<date>.{json,md,png}
+# Knobs: OUT (work/demo), LANMT_MINUTES (30), SCORE_MINUTES (10), SEED (1), THREADS (1), SEARCH_SAMPLES (50),
+#   SPEED_SENTENCES (100), CURVE_RUNS (the other runs of OUT/compare on the curve: "nat-s1 nat-curr-s1 cmlm-s1"),
+#   RESULTS (results/lanmt), PYTHON.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+OUT=${OUT:-work/demo}
+LANMT_MINUTES=${LANMT_MINUTES:-30}
+SCORE_MINUTES=${SCORE_MINUTES:-10}
+SEED=${SEED:-1}
+THREADS=${THREADS:-1}
+SEARCH_SAMPLES=${SEARCH_SAMPLES:-50}
+SPEED_SENTENCES=${SPEED_SENTENCES:-100}
+CURVE_RUNS=${CURVE_RUNS:-nat-s1 nat-curr-s1 cmlm-s1}
+RESULTS=${RESULTS:-results/lanmt}
+PYTHON=${PYTHON:-python}
+USER_DIR=$PWD/iterref_fairseq
+DATA=$OUT/bible
+DATE=$(date -u +%Y-%m-%d)
+RUN=$OUT/compare/lanmt-s$SEED
+log() { echo "[lanmt-bible $(date +%H:%M:%S)] $*" >&2; }
+hours() { "$PYTHON" -c "print($1 / 60)"; }
+[ -f "$OUT/distill/bin/dict.en.txt" ] || { echo "$0: run make demo first (missing $OUT/distill/bin)" >&2; exit 1; }
+mkdir -p "$OUT/lanmt" "$RESULTS"
+export OMP_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS
+
+log "1/5 LaNMT for $LANMT_MINUTES minutes"
+SYSTEMS=lanmt SEEDS=$SEED NAT_MINUTES=$LANMT_MINUTES DECODE=0 PARALLEL=1 THREADS=$THREADS PYTHON=$PYTHON OUT=$OUT \
+  bash examples/refinement_nat/compare-fairseq-nat.sh
+
+COMMON=(--user-dir "$USER_DIR" --task translation_refine --optimizer adam --adam-betas '(0.9,0.98)'
+  --max-tokens 2048 --cpu --no-epoch-checkpoints --disable-validation --log-format simple --log-interval 25
+  --seed "$SEED")
+if [ ! -f "$OUT/lanmt/ft/.trained" ]; then
+  log "2/5 one epoch with budget 0, lr 1e-4"
+  fairseq-train "$OUT/distill/bin" "${COMMON[@]}" --arch lanmt_tiny --criterion lanmt_loss --dropout 0.0 \
+    --kl-budget 0 --kl-budget-schedule constant --lr 1e-4 --lr-scheduler fixed --max-epoch 1 \
+    --finetune-from-model "$RUN/checkpoint_last.pt" --save-dir "$OUT/lanmt/ft" > "$OUT/lanmt/ft.log" 2>&1
+  touch "$OUT/lanmt/ft/.trained"
+fi
+for param in score energy; do
+  if [ -f "$OUT/lanmt/$param/.trained" ]; then continue; fi
+  log "3/5 $param network for $SCORE_MINUTES minutes"
+  fairseq-train "$OUT/distill/bin" "${COMMON[@]}" --arch lanmt_score_tiny --score-param "$param" \
+    --criterion lanmt_score_loss --lanmt-path "$OUT/lanmt/ft/checkpoint_last.pt" --dropout 0.0 --lr 1e-3 \
+    --lr-scheduler inverse_sqrt --warmup-updates 150 --max-update 100000 \
+    --self-step-from-update "${SELF_STEP_FROM:-300}" --stop-time-hours "$(hours "$SCORE_MINUTES")" \
+    --save-dir "$OUT/lanmt/$param" > "$OUT/lanmt/$param.log" 2>&1
+  touch "$OUT/lanmt/$param/.trained"
+done
+
+log "4/5 the table on the test book"
+"$PYTHON" -m iterref_fairseq.cli.benchmark_nat "$DATA/bin" --cpu --threads "$THREADS" \
+  --ar-path "$OUT/ar/checkpoint_last.pt" --latent "lanmt=$OUT/lanmt/ft/checkpoint_last.pt" \
+  --score-path "$OUT/lanmt/score/checkpoint_last.pt" --energy-path "$OUT/lanmt/energy/checkpoint_last.pt" \
+  --systems ar:3,ar:1,lanmt:prior,lanmt:delta,lanmt:energy,lanmt:score,lanmt:score+search,lanmt:score+search+ar \
+  --latent-search-samples "$SEARCH_SAMPLES" --speed-base "AR b=3" --speed-sentences "$SPEED_SENTENCES" \
+  --refs "$DATA/test.ref.en.k" "$DATA/test.ref.en.4" "$DATA/test.ref.en.3" --out "$RESULTS/lanmt_bible_$DATE.json"
+
+log "5/5 learning curves (first 300 validation verses)"
+RUNS=(--latent "lanmt-s$SEED=$RUN")
+for r in $CURVE_RUNS; do [ -d "$OUT/compare/$r" ] && RUNS+=(--run "$r=$OUT/compare/$r"); done
+REUSE=()
+[ -f "$OUT/compare/learning_curves.json" ] && REUSE=(--reuse "$OUT/compare/learning_curves.json")
+"$PYTHON" examples/refinement_nat/learning_curve.py "$DATA/bin" "${RUNS[@]}" "${REUSE[@]}" --gen-subset valid \
+  --refs "$DATA/valid.ref.en.k" "$DATA/valid.ref.en.4" "$DATA/valid.ref.en.3" --max-examples 300 --idec 1,10 \
+  --reference-ar "$OUT/ar/checkpoint_last.pt" --reference-beam 3 --out "$RESULTS/lanmt_learning_curves_$DATE.json"
+log "done: $RESULTS/lanmt_bible_$DATE.md, $RESULTS/lanmt_learning_curves_$DATE.md"
