@@ -1,7 +1,7 @@
 """LaNMT and its latent-space inference: closed forms, schedules, the length transform, the generator's steps and
 the score objective, each against an independent computation."""
 import argparse
-import math
+import copy
 
 import numpy as np
 import pytest
@@ -335,7 +335,11 @@ def test_score_network_training_terms_and_fingerprint():
     other = _model(seed=6)
     with pytest.raises(ValueError, match="trained for another LaNMT"):
         net.attach(other)
-    net.attach(lanmt)  # the same model passes
+    net.attach(lanmt)  # the same model passes, also halved for --fp16 / --bf16 decoding
+    net.attach(copy.deepcopy(lanmt).half())
+    net.attach(copy.deepcopy(lanmt).bfloat16())
+    with pytest.raises(ValueError, match="trained for another LaNMT"):
+        net.attach(copy.deepcopy(other).half())
 
 
 def test_energy_network_direction_matches_autograd_of_its_energy():
@@ -356,3 +360,31 @@ def test_cross_attention_has_its_own_weights():
         for layer in stack.layers:
             assert layer.self_attn.in_proj_weight.data_ptr() != layer.multihead_attn.in_proj_weight.data_ptr()
             assert not torch.equal(layer.self_attn.in_proj_weight, layer.multihead_attn.in_proj_weight)
+
+
+def test_ar_rescorer_matches_scoring_one_hypothesis_at_a_time():
+    """The teacher's batched mean log-probability (ragged hypotheses in one padded batch) equals scoring each
+    hypothesis alone with the model's own forward."""
+    from fairseq.models.transformer import TransformerModel, base_architecture
+
+    from iterref_fairseq.generators.generalized import ARRescorer
+
+    d = _dictionary(30)
+    args = argparse.Namespace(encoder_layers=1, decoder_layers=1, encoder_embed_dim=16, decoder_embed_dim=16,
+                              encoder_ffn_embed_dim=32, decoder_ffn_embed_dim=32, encoder_attention_heads=2,
+                              decoder_attention_heads=2, dropout=0.0, share_all_embeddings=True,
+                              max_source_positions=64, max_target_positions=64)
+    base_architecture(args)
+    torch.manual_seed(0)
+    ar = TransformerModel.build_model(args, _Task(d)).eval()
+    src = torch.tensor([[d.pad(), 5, 6, 7, d.eos()], [8, 9, 10, 11, d.eos()], [d.pad(), d.pad(), 12, 13, d.eos()]])
+    lengths = src.ne(d.pad()).sum(1)
+    hyps = [torch.tensor([14, 15, 16, d.eos()]), torch.tensor([17, d.eos()]), torch.tensor([18, 19, 20, 21, 22, d.eos()])]
+    batched = ARRescorer(ar, d, d).score(src, lengths, hyps)
+    for i, h in enumerate(hyps):
+        prev = torch.cat([torch.tensor([d.eos()]), h[:-1]]).unsqueeze(0)
+        row = src[i:i + 1][:, src[i].ne(d.pad())]
+        with torch.no_grad():
+            logp = torch.log_softmax(ar(row, lengths[i:i + 1], prev)[0][0], -1)
+        alone = logp.gather(-1, h.unsqueeze(1)).mean()
+        assert float(batched[i]) == pytest.approx(float(alone), abs=1e-4)

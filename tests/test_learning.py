@@ -44,3 +44,25 @@ def test_reversal_is_learned_and_refinement_helps(tmp_path):
     assert scores["checkpoint_1_450.pt", 10] > scores["checkpoint_1_450.pt", 1], scores  # refinement helps
     assert scores["checkpoint_last.pt", 10] >= 0.6, scores  # learned
     assert scores["checkpoint_last.pt", 10] >= scores["checkpoint_last.pt", 1], scores
+
+
+def test_lanmt_learns_reversal_and_delta_inference_keeps_it(tmp_path):
+    # LaNMT on the same task: the prior mean alone must translate most held-out sentences, and one step of delta
+    # inference (E-step + decoding) must not lower exact match.
+    write_reversal_corpus(tmp_path / "raw", 3000, 200, seed=0)
+    data = binarize(tmp_path / "raw", tmp_path / "bin")
+    cli("fairseq-train", data, "--user-dir", USER_DIR, "--task", "translation_refine", "--criterion", "lanmt_loss",
+        "--arch", "lanmt_tiny", "--encoder-embed-dim", "64", "--encoder-ffn-embed-dim", "128",
+        "--encoder-attention-heads", "4", "--prior-layers", "2", "--posterior-layers", "1", "--decoder-layers", "2",
+        "--dropout", "0", "--optimizer", "adam", "--adam-betas", "(0.9,0.98)", "--lr", "3e-3", "--lr-scheduler",
+        "inverse_sqrt", "--warmup-updates", "50", "--max-tokens", "2000", "--max-update", LANMT_UPDATES, "--cpu",
+        "--save-dir", tmp_path / "ckpt", "--no-epoch-checkpoints", "--disable-validation", "--seed", "1",
+        "--log-format", "simple")
+    scores = {}
+    for inference in ("prior", "delta"):
+        out = cli("fairseq-generate", data, "--user-dir", USER_DIR, "--task", "translation_refine", "--path",
+                  tmp_path / "ckpt" / "checkpoint_last.pt", "--cpu", "--batch-size", "100", "--keep-repeats",
+                  "--latent-inference", inference, "--iter-decode-max-iter", "2").stdout
+        scores[inference] = exact_match(out)
+    assert scores["prior"] >= LANMT_PRIOR_MATCH, scores
+    assert scores["delta"] >= scores["prior"], scores

@@ -228,22 +228,25 @@ def test_positional_attention_equals_attention_over_position_encodings():
 # ---------------------------------------------------------------------------------------------- output loss
 @pytest.mark.parametrize("eps", [0.0, 0.1])
 @pytest.mark.parametrize("chunk_elements", [pce.CHUNK_ELEMENTS, 64])
-def test_projected_cross_entropy_matches_autograd_through_log_softmax(eps, chunk_elements, monkeypatch):
+@pytest.mark.parametrize("learned_bias", [False, True])
+def test_projected_cross_entropy_matches_autograd_through_log_softmax(eps, chunk_elements, learned_bias, monkeypatch):
     monkeypatch.setattr(pce, "CHUNK_ELEMENTS", chunk_elements)  # 64 logits: 2 rows per chunk
     torch.manual_seed(0)
     hidden = torch.randn(13, 8, requires_grad=True)
     weight = torch.randn(30, 8, requires_grad=True)
-    bias = torch.zeros(30)
-    bias[[0, 1, 2]] = float("-inf")
+    mask = torch.zeros(30)
+    mask[[0, 1, 2]] = float("-inf")
+    learned = torch.randn(30, requires_grad=True) if learned_bias else torch.zeros(30)
     target = torch.randint(3, 30, (13,))
-    loss, nll, tokens = pce.projected_cross_entropy(hidden, weight, bias, target, eps)
+    loss, nll, tokens = pce.projected_cross_entropy(hidden, weight, learned + mask, target, eps)
     upstream = torch.rand(13)
-    grads = torch.autograd.grad((loss * upstream).sum(), (hidden, weight))
+    inputs = (hidden, weight, learned) if learned_bias else (hidden, weight)
+    grads = torch.autograd.grad((loss * upstream).sum(), inputs)
 
-    lprobs = F.log_softmax(hidden @ weight.t() + bias, dim=-1)
+    lprobs = F.log_softmax(hidden @ weight.t() + learned + mask, dim=-1)
     ref_nll = -lprobs.gather(1, target.unsqueeze(1)).squeeze(1)
     ref_loss = (1 - eps) * ref_nll - eps * lprobs[:, 3:].mean(-1)  # smoothing over the 27 allowed symbols
-    ref_grads = torch.autograd.grad((ref_loss * upstream).sum(), (hidden, weight))
+    ref_grads = torch.autograd.grad((ref_loss * upstream).sum(), inputs)
     assert torch.allclose(loss, ref_loss, atol=1e-5) and torch.allclose(nll, ref_nll, atol=1e-5)
     for ours, ref in zip(grads, ref_grads):
         assert torch.allclose(ours, ref, atol=1e-5)

@@ -12,8 +12,12 @@
 #   5. learning curves on the first 300 validation verses: LaNMT prior / delta against the refinement NAT and CMLM
 #      curves of OUT/compare (their BLEU reused from OUT/compare/learning_curves.json when it exists), with the
 #      minutes each needs to reach 50% of AR beam-3 BLEU -> RESULTS/lanmt_learning_curves_<date>.{json,md,png}
+#   6. examples/lanmt/diagnose.py on the fine-tuned model: KL per source position, the reference's accuracy at its
+#      true length from the posterior mean, the prior mean and after delta / score steps
+#      -> RESULTS/lanmt_diagnosis_<date>.{json,md}
 # Knobs: OUT (work/demo), LANMT_MINUTES (30), SCORE_MINUTES (10), SEED (1), THREADS (1), SEARCH_SAMPLES (50),
 #   SPEED_SENTENCES (100), CURVE_RUNS (the other runs of OUT/compare on the curve: "nat-s1 nat-curr-s1 cmlm-s1"),
+#   CURVE_REUSE (a learning_curve.py JSON whose BLEU values are reused: OUT/compare/learning_curves.json),
 #   RESULTS (results/lanmt), PYTHON.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -37,7 +41,7 @@ hours() { "$PYTHON" -c "print($1 / 60)"; }
 mkdir -p "$OUT/lanmt" "$RESULTS"
 export OMP_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS
 
-log "1/5 LaNMT for $LANMT_MINUTES minutes"
+log "1/6 LaNMT for $LANMT_MINUTES minutes"
 SYSTEMS=lanmt SEEDS=$SEED NAT_MINUTES=$LANMT_MINUTES DECODE=0 PARALLEL=1 THREADS=$THREADS PYTHON=$PYTHON OUT=$OUT \
   bash examples/refinement_nat/compare-fairseq-nat.sh
 
@@ -45,7 +49,7 @@ COMMON=(--user-dir "$USER_DIR" --task translation_refine --optimizer adam --adam
   --max-tokens 2048 --cpu --no-epoch-checkpoints --disable-validation --log-format simple --log-interval 25
   --seed "$SEED")
 if [ ! -f "$OUT/lanmt/ft/.trained" ]; then
-  log "2/5 one epoch with budget 0, lr 1e-4"
+  log "2/6 one epoch with budget 0, lr 1e-4"
   fairseq-train "$OUT/distill/bin" "${COMMON[@]}" --arch lanmt_tiny --criterion lanmt_loss --dropout 0.0 \
     --kl-budget 0 --kl-budget-schedule constant --lr 1e-4 --lr-scheduler fixed --max-epoch 1 \
     --finetune-from-model "$RUN/checkpoint_last.pt" --save-dir "$OUT/lanmt/ft" > "$OUT/lanmt/ft.log" 2>&1
@@ -53,7 +57,7 @@ if [ ! -f "$OUT/lanmt/ft/.trained" ]; then
 fi
 for param in score energy; do
   if [ -f "$OUT/lanmt/$param/.trained" ]; then continue; fi
-  log "3/5 $param network for $SCORE_MINUTES minutes"
+  log "3/6 $param network for $SCORE_MINUTES minutes"
   fairseq-train "$OUT/distill/bin" "${COMMON[@]}" --arch lanmt_score_tiny --score-param "$param" \
     --criterion lanmt_score_loss --lanmt-path "$OUT/lanmt/ft/checkpoint_last.pt" --dropout 0.0 --lr 1e-3 \
     --lr-scheduler inverse_sqrt --warmup-updates 150 --max-update 100000 \
@@ -62,7 +66,7 @@ for param in score energy; do
   touch "$OUT/lanmt/$param/.trained"
 done
 
-log "4/5 the table on the test book"
+log "4/6 the table on the test book"
 "$PYTHON" -m iterref_fairseq.cli.benchmark_nat "$DATA/bin" --cpu --threads "$THREADS" \
   --ar-path "$OUT/ar/checkpoint_last.pt" --latent "lanmt=$OUT/lanmt/ft/checkpoint_last.pt" \
   --score-path "$OUT/lanmt/score/checkpoint_last.pt" --energy-path "$OUT/lanmt/energy/checkpoint_last.pt" \
@@ -70,12 +74,17 @@ log "4/5 the table on the test book"
   --latent-search-samples "$SEARCH_SAMPLES" --speed-base "AR b=3" --speed-sentences "$SPEED_SENTENCES" \
   --refs "$DATA/test.ref.en.k" "$DATA/test.ref.en.4" "$DATA/test.ref.en.3" --out "$RESULTS/lanmt_bible_$DATE.json"
 
-log "5/5 learning curves (first 300 validation verses)"
+log "5/6 learning curves (first 300 validation verses)"
 RUNS=(--latent "lanmt-s$SEED=$RUN")
 for r in $CURVE_RUNS; do [ -d "$OUT/compare/$r" ] && RUNS+=(--run "$r=$OUT/compare/$r"); done
 REUSE=()
-[ -f "$OUT/compare/learning_curves.json" ] && REUSE=(--reuse "$OUT/compare/learning_curves.json")
+CURVE_REUSE=${CURVE_REUSE:-$OUT/compare/learning_curves.json}
+[ -f "$CURVE_REUSE" ] && REUSE=(--reuse "$CURVE_REUSE")
 "$PYTHON" examples/refinement_nat/learning_curve.py "$DATA/bin" "${RUNS[@]}" "${REUSE[@]}" --gen-subset valid \
   --refs "$DATA/valid.ref.en.k" "$DATA/valid.ref.en.4" "$DATA/valid.ref.en.3" --max-examples 300 --idec 1,10 \
   --reference-ar "$OUT/ar/checkpoint_last.pt" --reference-beam 3 --out "$RESULTS/lanmt_learning_curves_$DATE.json"
-log "done: $RESULTS/lanmt_bible_$DATE.md, $RESULTS/lanmt_learning_curves_$DATE.md"
+log "6/6 diagnosis: what the latents carry, what each step changes (first 300 validation verses)"
+"$PYTHON" examples/lanmt/diagnose.py "$DATA/bin" --path "$OUT/lanmt/ft/checkpoint_last.pt" \
+  --score-path "$OUT/lanmt/score/checkpoint_last.pt" --gen-subset valid --max-examples 300 \
+  --out "$RESULTS/lanmt_diagnosis_$DATE.json"
+log "done: $RESULTS/lanmt_bible_$DATE.md, $RESULTS/lanmt_learning_curves_$DATE.md, $RESULTS/lanmt_diagnosis_$DATE.md"

@@ -148,14 +148,11 @@ class ARRescorer:
     @torch.no_grad()
     def score(self, src_tokens: torch.Tensor, src_lengths: torch.Tensor, hyps: List[torch.Tensor]) -> torch.Tensor:
         """src_tokens (n, S) rows aligned with ``hyps`` (content + EOS each) -> (n,) mean log-probabilities."""
-        n = len(hyps)
-        width = max(h.numel() for h in hyps)
-        target = src_tokens.new_full((n, width), self.pad)
-        prev = src_tokens.new_full((n, width), self.pad)
-        for i, h in enumerate(hyps):
-            target[i, : h.numel()] = h
-            prev[i, 0] = self.eos
-            prev[i, 1: h.numel()] = h[:-1]
+        target = torch.nn.utils.rnn.pad_sequence([h.to(src_tokens.device) for h in hyps], batch_first=True,
+                                                 padding_value=self.pad)
+        # teacher forcing input: EOS, then the hypothesis shifted right (its final EOS dropped)
+        prev = torch.cat([target.new_full((target.size(0), 1), self.eos),
+                          target[:, :-1].masked_fill(target[:, 1:].eq(self.pad), self.pad)], dim=1)
         out = self.model(src_tokens, src_lengths, prev)
         lprobs = self.model.get_normalized_probs(out, log_probs=True)
         tok = lprobs.gather(-1, target.unsqueeze(-1)).squeeze(-1).masked_fill(target.eq(self.pad), 0.0)

@@ -90,6 +90,10 @@ class LatentNATModel(HubLoadable, BaseFairseqModel):
         for p in self.parameters():  # the reference initializes every matrix Xavier-uniform
             if p.dim() > 1:
                 nn.init.xavier_uniform_(p)
+        if args.latent_head_init == "zero":  # prior and posterior start equal (mu 0, sigma softplus(0)): KL 0
+            for head in (self.prior_head, self.posterior_head):
+                nn.init.zeros_(head.weight)
+                nn.init.zeros_(head.bias)
 
     # ------------------------------------------------------------------ construction
     @staticmethod
@@ -104,6 +108,10 @@ class LatentNATModel(HubLoadable, BaseFairseqModel):
         parser.add_argument("--latent-dim", type=int, metavar="D", help="dimension of each latent vector (8)")
         parser.add_argument("--max-length-offset", type=int, metavar="M",
                             help="length classes are target - source length in [-M, M] (reference: 50)")
+        parser.add_argument("--latent-head-init", choices=["zero", "xavier"],
+                            help="initial weights of the prior and posterior heads: 'zero' (default; both start at "
+                                 "mu 0, sigma 0.69, KL 0) or 'xavier' (the reference: KL ~46 nats per position at "
+                                 "the first update, whose gradient inflates sigma; see docs/lanmt.md)")
         parser.add_argument("--dropout", type=float, metavar="P", help="dropout probability")
         parser.add_argument("--share-decoder-input-output-embed", action="store_true",
                             help="tie the output projection to the target embedding (the reference keeps them "
@@ -193,7 +201,7 @@ class LatentNATModel(HubLoadable, BaseFairseqModel):
         h, tgt_mask = self.length_transform(self.latent_to_hidden(z), encoder_out["mask"], tgt_lengths)
         pos = self.positions(h.size(1), h.dtype).unsqueeze(0)
         length = self.length_embed(tgt_lengths.clamp(max=self.args.max_target_positions)).unsqueeze(1)
-        x = F.dropout(h / math.sqrt(2.0) + 0.5 * pos + 0.5 * length, self.dropout, self.training)
+        x = h / math.sqrt(2.0) + 0.5 * pos + 0.5 * length  # no dropout here, as the reference
         return self.decoder(x, tgt_mask, encoder_out["states"], encoder_out["mask"]), tgt_mask
 
     def _output_bias(self) -> torch.Tensor:
@@ -253,6 +261,7 @@ def lanmt_base(args):
     args.posterior_layers = getattr(args, "posterior_layers", None) or 6
     args.decoder_layers = getattr(args, "decoder_layers", None) or 6
     args.latent_dim = getattr(args, "latent_dim", None) or 8
+    args.latent_head_init = getattr(args, "latent_head_init", None) or "zero"
     args.max_length_offset = getattr(args, "max_length_offset", None) or 50
     args.dropout = getattr(args, "dropout", None)
     args.dropout = 0.1 if args.dropout is None else args.dropout

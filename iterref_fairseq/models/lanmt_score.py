@@ -8,10 +8,12 @@ one step z <- z + alpha * S(z; x) does what several rounds of delta inference wo
   z <- z - alpha grad E: the same step).
 
 Network: Linear(D, d)(z) + positional encoding -> pre-LN cross-encoder attending to the frozen prior (source)
-states -> Linear(d, D) (score) or Linear(d, 1) summed over source positions (energy).
+states -> Linear(d, D) (score) or Linear(d, 1) summed over source positions (energy; the lanmt-ebm code applies its
+linear layer to the mean over positions, which makes each position's gradient shrink with the source length).
 
 Training objective (the talk's first-order objective with the proxy gradient; ``forward`` computes its terms,
-``criterions/lanmt_score_loss.py`` reduces them): z_ini = mu_p + sigma_p * eps * u, u ~ U(0, 1) per sentence;
+``criterions/lanmt_score_loss.py`` reduces them): z_ini = mu_p + sigma_p * eps * u, u ~ U(0, 1) per sentence
+(training; validation uses z_ini = mu_p, the lanmt-ebm code draws one u per batch);
 Delta = z_fin - z_ini with z_fin = k rounds of delta inference from z_ini (``--delta-steps``, default 4); loss =
 sum over source positions of ||S||^2 - 2 S.Delta (= ||S - Delta||^2 up to a term that does not depend on psi).
 Later in training (``--self-step-from-update``), with probability ``--self-step-prob`` z_ini first takes one step
@@ -39,11 +41,21 @@ from ..modules.sinusoidal_positions import SinusoidalPositions
 LATENT_HOOKS = ("encode", "prior", "posterior_mean", "decode_latent", "predict_lengths")
 
 
-def parameter_fingerprint(model: nn.Module) -> torch.Tensor:
-    """(3,) float64: number, sum and sum of squares of a model's parameters (identifies a trained model)."""
-    params = [p.detach().double() for p in model.parameters()]
+FINGERPRINT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+
+
+def parameter_fingerprint(model: nn.Module, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """(3,) float64: number, sum and sum of squares of a model's parameters rounded to ``dtype`` (computed on the
+    CPU in a fixed order, so the same weights give the same numbers on any device)."""
+    params = [p.detach().cpu().to(dtype).double() for p in model.parameters()]
     return torch.tensor([float(sum(p.numel() for p in params)), float(sum(p.sum() for p in params)),
                          float(sum(p.pow(2).sum() for p in params))], dtype=torch.float64)
+
+
+def parameter_fingerprints(model: nn.Module) -> torch.Tensor:
+    """(3, 3): the fingerprint at every precision a model may be decoded in (fp32, fp16, bf16), so that a network
+    trained against the fp32 model also accepts it after ``--fp16`` / ``--bf16`` halved it."""
+    return torch.stack([parameter_fingerprint(model, dtype) for dtype in FINGERPRINT_DTYPES])
 
 
 def load_latent_model(path: str, data: Optional[str] = None):
@@ -79,7 +91,7 @@ class LatentScoreModel(BaseFairseqModel):
         self.stack = PreNormStack(args.score_layers, d, args.score_ffn_embed_dim, args.score_attention_heads,
                                   args.dropout, cross=True)
         self.output = nn.Linear(d, args.latent_dim if self.param == "score" else 1)
-        self.register_buffer("lanmt_fingerprint", torch.zeros(3, dtype=torch.float64))
+        self.register_buffer("lanmt_fingerprint", torch.zeros(len(FINGERPRINT_DTYPES), 3, dtype=torch.float64))
         self._lanmt = ()  # a tuple hides the frozen model from parameters(), state_dict() and the optimizer
         if lanmt is not None:
             self.attach(lanmt, record=True)
@@ -112,12 +124,15 @@ class LatentScoreModel(BaseFairseqModel):
     def attach(self, lanmt, record: bool = False) -> None:
         """Use ``lanmt`` (frozen, eval mode). ``record`` stores its fingerprint (training); otherwise the fingerprint
         must match the one recorded at training time."""
-        print_ = parameter_fingerprint(lanmt)
         if record:
-            self.lanmt_fingerprint.copy_(print_)
-        elif not torch.allclose(print_, self.lanmt_fingerprint.cpu(), rtol=1e-6, atol=1e-6):
-            raise ValueError("the score network was trained for another LaNMT model (parameter fingerprints differ); "
-                             "pass the --score-path trained with --lanmt-path set to this --path")
+            self.lanmt_fingerprint.copy_(parameter_fingerprints(lanmt))
+        else:
+            dtype = next(lanmt.parameters()).dtype
+            row = FINGERPRINT_DTYPES.index(dtype) if dtype in FINGERPRINT_DTYPES else 0
+            if not torch.allclose(parameter_fingerprint(lanmt, FINGERPRINT_DTYPES[row]),
+                                  self.lanmt_fingerprint[row].cpu(), rtol=1e-12, atol=0.0):
+                raise ValueError("the score network was trained for another LaNMT model (parameter fingerprints "
+                                 "differ); pass the --score-path trained with --lanmt-path set to this --path")
         if lanmt.latent_dim != self.args.latent_dim or lanmt.dim != self.args.memory_dim:
             raise ValueError(f"the score network expects latents of dim {self.args.latent_dim} and states of dim "
                              f"{self.args.memory_dim}; this LaNMT has {lanmt.latent_dim} and {lanmt.dim}")
@@ -174,8 +189,10 @@ class LatentScoreModel(BaseFairseqModel):
         with torch.no_grad():
             encoder_out = lanmt.encode(src_tokens, src_lengths)
             mu, sigma = lanmt.prior(encoder_out)
-            u = torch.rand(mu.size(0), 1, 1, device=mu.device, dtype=mu.dtype)
-            z = mu + sigma * torch.randn_like(mu) * u
+            z = mu
+            if self.training:  # validation measures the objective at the prior mean, where decoding starts
+                u = torch.rand(mu.size(0), 1, 1, device=mu.device, dtype=mu.dtype)
+                z = mu + sigma * torch.randn_like(mu) * u
             if self_step:
                 z = z + self_step_size * self.direction(encoder_out, z)
             target = delta_steps(lanmt, encoder_out, z, delta_steps_k) - z

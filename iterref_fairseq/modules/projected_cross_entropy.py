@@ -4,14 +4,15 @@ A refinement NAT trained with itrain = 4 computes the vocabulary distribution fo
 autograd, the four (N, V) log-softmax tensors are most of an update's memory, and building them (mask, index,
 log-softmax, their backward copies) much of its time. :func:`projected_cross_entropy` computes, for chunks of rows,
 
-    z = h W^T + b                          (logits; b is 0, or -inf for symbols never predicted)
+    z = h W^T + b                          (logits; b is -inf for symbols never predicted, learned or 0 elsewhere)
     nll   = logsumexp(z) - z_t
     loss  = (1 - eps) nll + eps (logsumexp(z) - mean_{v allowed} z_v)      (label smoothing over allowed symbols)
     token = argmax z, or a sample from softmax(z)                         (the input of the next refinement step)
 
 and keeps only h, W and the per-row logsumexp for the backward pass, which recomputes z one chunk at a time:
-dloss/dz = softmax(z) - (1 - eps) onehot(t) - eps 1_allowed / |allowed|. Memory is O(chunk x V) instead of
-O(N x V), at the price of one extra (N, C) x (C, V) product in the backward pass.
+dloss/dz = softmax(z) - (1 - eps) onehot(t) - eps 1_allowed / |allowed| (summed over rows for the bias, which is
+0 at the -inf entries). Memory is O(chunk x V) instead of O(N x V), at the price of one extra (N, C) x (C, V)
+product in the backward pass.
 
 Shapes: h (N, C), W (V, C), b (V,), target (N,) -> loss (N,), nll (N,), token (N,).
 """
@@ -54,9 +55,10 @@ class _ProjectedCrossEntropy(torch.autograd.Function):
         nll = lse - z_t
         if eps == 0:
             loss = nll.clone()
-        else:  # mean_{v allowed} z_v = h . mean_w, the allowed bias being 0
-            mean_w = weight[torch.isfinite(bias)].float().mean(0)
-            loss = (1 - eps) * nll + eps * (lse - hidden.float() @ mean_w)
+        else:  # mean_{v allowed} z_v = h . mean_w + mean_b
+            allowed = torch.isfinite(bias)
+            mean_w, mean_b = weight[allowed].float().mean(0), bias[allowed].mean()
+            loss = (1 - eps) * nll + eps * (lse - hidden.float() @ mean_w - mean_b)
         ctx.save_for_backward(hidden, weight, bias, target, lse)
         ctx.eps = eps
         ctx.mark_non_differentiable(nll, tokens)
@@ -72,6 +74,7 @@ class _ProjectedCrossEntropy(torch.autograd.Function):
         grad_h = torch.zeros_like(hidden) if ctx.needs_input_grad[0] else None
         grad_w = torch.zeros(weight.shape, dtype=torch.float, device=weight.device) \
             if ctx.needs_input_grad[1] else None
+        grad_b = torch.zeros(vocab, dtype=torch.float, device=bias.device) if ctx.needs_input_grad[2] else None
         for a, b in _chunks(n, vocab):
             g = _logits(hidden[a:b], weight, bias).sub_(lse[a:b].unsqueeze(1)).exp_()  # softmax(z), in place
             g.scatter_add_(1, target[a:b].unsqueeze(1), g.new_full((b - a, 1), -(1.0 - eps)))
@@ -82,9 +85,11 @@ class _ProjectedCrossEntropy(torch.autograd.Function):
                 grad_h[a:b] = (g.to(weight.dtype) @ weight).to(hidden.dtype)
             if grad_w is not None:
                 grad_w.addmm_(g.t(), hidden[a:b].float())
+            if grad_b is not None:
+                grad_b += g.sum(0)
         if grad_w is not None:
             grad_w = grad_w.to(weight.dtype)
-        return grad_h, grad_w, None, None, None, None
+        return grad_h, grad_w, grad_b, None, None, None
 
 
 def projected_cross_entropy(
@@ -100,7 +105,8 @@ def projected_cross_entropy(
     Args:
         hidden: (N, C) final decoder states of the real target positions.
         weight: (V, C) output embedding.
-        bias: (V,) float, 0 for symbols the model may predict and -inf for the others (never all -inf).
+        bias: (V,) float, -inf for symbols the model never predicts (never all), 0 or a learned bias for the
+            others (it receives its gradient when it requires one).
         target: (N,) reference symbols (each must be allowed).
         label_smoothing: eps in [0, 1).
         tokens: ``"argmax"``, ``"sample"`` (stochastic approximation) or None (not needed).

@@ -202,8 +202,8 @@ class TranslationRefineTask(TranslationTask):
             raise ValueError(f"--score-path {path} holds a {type(scorer).__name__}, not a score / energy network; "
                              "pass a checkpoint of fairseq-train --arch lanmt_score_*")
         scorer.attach(latent_model)
-        device = next(latent_model.parameters()).device
-        return scorer.to(device).eval()
+        weight = next(latent_model.parameters())
+        return scorer.to(device=weight.device, dtype=weight.dtype).eval()  # --fp16 halved the latent model
 
     def build_latent_generator(self, models, args):
         from ..generators.latent import LatentInferenceDecoder
