@@ -33,6 +33,7 @@ from typing import Dict, Optional
 import torch
 import torch.nn as nn
 from fairseq.models import BaseFairseqModel, register_model, register_model_architecture
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from ..generators.latent import delta_steps, energy_direction
 from ..modules.latent_blocks import PreNormStack
@@ -168,8 +169,12 @@ class LatentScoreModel(BaseFairseqModel):
         return self.stack(x, mask, self.memory(encoder_out["states"]), mask)
 
     def energy(self, encoder_out: Dict, z: torch.Tensor) -> torch.Tensor:
-        """E_psi(z; x): (B, S, D) -> (B,), the sum of a per-position term over real source positions."""
-        per_position = self.output(self._features(encoder_out, z)).squeeze(-1)
+        """E_psi(z; x): (B, S, D) -> (B,), the sum of a per-position term over real source positions.
+
+        Training differentiates grad_z E (double backward), which the fused attention kernels (CPU flash attention)
+        do not implement: the energy's attention runs on the plain math kernel."""
+        with sdpa_kernel([SDPBackend.MATH]):
+            per_position = self.output(self._features(encoder_out, z)).squeeze(-1)
         return per_position.masked_fill(~encoder_out["mask"], 0.0).sum(1)
 
     def direction(self, encoder_out: Dict, z: torch.Tensor, create_graph: bool = False) -> torch.Tensor:
