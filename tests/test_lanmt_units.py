@@ -381,6 +381,7 @@ def test_ar_rescorer_matches_scoring_one_hypothesis_at_a_time():
     lengths = src.ne(d.pad()).sum(1)
     hyps = [torch.tensor([14, 15, 16, d.eos()]), torch.tensor([17, d.eos()]), torch.tensor([18, 19, 20, 21, 22, d.eos()])]
     batched = ARRescorer(ar, d, d).score(src, lengths, hyps)
+    assert torch.allclose(ARRescorer(ar, d, d).score(src, lengths, hyps, max_rows=2), batched, atol=1e-5)
     for i, h in enumerate(hyps):
         prev = torch.cat([torch.tensor([d.eos()]), h[:-1]]).unsqueeze(0)
         row = src[i:i + 1][:, src[i].ne(d.pad())]

@@ -146,17 +146,26 @@ class ARRescorer:
         return cls(model, task.target_dictionary, tgt_dict, name=f"the rescoring model {path}", task=task)
 
     @torch.no_grad()
-    def score(self, src_tokens: torch.Tensor, src_lengths: torch.Tensor, hyps: List[torch.Tensor]) -> torch.Tensor:
-        """src_tokens (n, S) rows aligned with ``hyps`` (content + EOS each) -> (n,) mean log-probabilities."""
+    def score(self, src_tokens: torch.Tensor, src_lengths: torch.Tensor, hyps: List[torch.Tensor],
+              max_rows: int = 256) -> torch.Tensor:
+        """src_tokens (n, S) rows aligned with ``hyps`` (content + EOS each) -> (n,) mean log-probabilities.
+
+        Rows go through the model ``max_rows`` at a time: latent search rescores N candidates per sentence, and the
+        (rows, T, V) log-probabilities of a whole batch would not fit in memory."""
         target = torch.nn.utils.rnn.pad_sequence([h.to(src_tokens.device) for h in hyps], batch_first=True,
                                                  padding_value=self.pad)
         # teacher forcing input: EOS, then the hypothesis shifted right (its final EOS dropped)
         prev = torch.cat([target.new_full((target.size(0), 1), self.eos),
                           target[:, :-1].masked_fill(target[:, 1:].eq(self.pad), self.pad)], dim=1)
-        out = self.model(src_tokens, src_lengths, prev)
-        lprobs = self.model.get_normalized_probs(out, log_probs=True)
-        tok = lprobs.gather(-1, target.unsqueeze(-1)).squeeze(-1).masked_fill(target.eq(self.pad), 0.0)
-        return tok.sum(1) / target.ne(self.pad).sum(1).clamp(min=1)
+        scores = []
+        for a in range(0, target.size(0), max_rows):
+            rows = slice(a, a + max_rows)
+            out = self.model(src_tokens[rows], src_lengths[rows], prev[rows])
+            lprobs = self.model.get_normalized_probs(out, log_probs=True)
+            t = target[rows]
+            tok = lprobs.gather(-1, t.unsqueeze(-1)).squeeze(-1).masked_fill(t.eq(self.pad), 0.0)
+            scores.append(tok.sum(1) / t.ne(self.pad).sum(1).clamp(min=1))
+        return torch.cat(scores)
 
 
 class GeneralizedDecoder:
