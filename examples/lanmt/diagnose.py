@@ -120,6 +120,9 @@ def main(argv=None) -> int:
                                      for name, (c, nll, n) in rows.items()},
         "delta_changed_fraction": [c / n_sent for c in changed],
     }
+    from iterref_fairseq.provenance import run_metadata
+
+    result["provenance"] = run_metadata([sys.argv[0], *(argv if argv is not None else sys.argv[1:])], seed=1)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1))
     lines = [f"KL per source position {result['kl_per_position']:.3f} nats; sigma prior {result['sigma_prior']:.2f}, "
