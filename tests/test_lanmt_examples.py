@@ -6,19 +6,15 @@ import sys
 
 import pytest
 
-from conftest import REPO, TINY_MODEL_FLAGS, USER_DIR, cli, write_reversal_corpus
-from test_refinement_nat_examples import _env
+from conftest import REPO, TINY_MODEL_FLAGS, USER_DIR, cli
+from test_refinement_nat_examples import _env, write_paper_raw
 
 pytestmark = pytest.mark.slow
 EXAMPLES = REPO / "examples"
 
 
 def test_paper_pipeline_runs_offline_on_local_text(tmp_path):
-    raw = tmp_path / "raw"
-    write_reversal_corpus(raw, 200, 12, seed=3)
-    for split in ("train", "valid", "test"):  # the layout the extract stage writes: {split}.{en,de}
-        (raw / f"{split}.src").rename(raw / f"{split}.de")
-        (raw / f"{split}.tgt").rename(raw / f"{split}.en")
+    raw = write_paper_raw(tmp_path / "raw")
     env = _env(DATA_STAGE="prepare", DIRECTIONS="de-en", DEVICE_FLAGS="--cpu", LANMT_ARCH="lanmt_tiny",
                SCORE_ARCH="lanmt_score_tiny", AR_ARCH="transformer", LANMT_MAX_UPDATE="3", SCORE_MAX_UPDATE="2",
                AR_MAX_UPDATE="3", BPE_OPS="30", WORKERS="1", SPEED_SENTENCES="2", MAX_TOKENS="500",

@@ -18,6 +18,15 @@ def _env(**extra):
                 PYTHON=sys.executable, **extra)
 
 
+def write_paper_raw(raw):
+    """A tiny de-en corpus in the layout the paper scripts' extract stage writes: {train,valid,test}.{de,en}."""
+    write_reversal_corpus(raw, 200, 12, seed=3)
+    for split in ("train", "valid", "test"):
+        (raw / f"{split}.src").rename(raw / f"{split}.de")
+        (raw / f"{split}.tgt").rename(raw / f"{split}.en")
+    return raw
+
+
 def test_update_cost_benchmark_times_every_system(tiny_data, tmp_path):
     out = tmp_path / "cost.json"
     proc = subprocess.run([sys.executable, EXAMPLES / "benchmark_update.py", tiny_data, "--dim", "16",
@@ -58,11 +67,7 @@ def test_learning_curve_reads_interval_checkpoints_and_minutes(tiny_data, tmp_pa
 
 
 def test_paper_pipeline_runs_offline_on_local_text(tmp_path):
-    raw = tmp_path / "raw"
-    write_reversal_corpus(raw, 200, 12, seed=3)
-    for split in ("train", "valid", "test"):  # the layout the extract stage writes: {split}.{en,de}
-        (raw / f"{split}.src").rename(raw / f"{split}.de")
-        (raw / f"{split}.tgt").rename(raw / f"{split}.en")
+    raw = write_paper_raw(tmp_path / "raw")
     env = _env(DATA_STAGE="prepare", DIRECTIONS="de-en", DEVICE_FLAGS="--cpu", NAT_ARCH="refinement_nat_tiny",
                AR_ARCH="transformer", NAT_MAX_UPDATE="3", AR_MAX_UPDATE="3", BPE_OPS="30", WORKERS="1",
                SPEED_SENTENCES="2", MAX_TOKENS="500", DISTILL_ARGS="--max-len-a 1 --max-len-b 3",

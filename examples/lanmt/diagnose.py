@@ -28,6 +28,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from iterref_fairseq.cli.benchmark_nat import batches, load_model  # noqa: E402
+from iterref_fairseq.generators.latent import same_output  # noqa: E402
 from iterref_fairseq.models.lanmt import kl_gaussians, right_align  # noqa: E402
 
 
@@ -97,11 +98,7 @@ def main(argv=None) -> int:
                 z = model.posterior_mean(enc, prev.tokens, prev.padding_mask)
                 add(f"delta step {step + 1}", reference_scores(model, enc, z, target))
                 new = model.decode_latent(enc, z, model.predict_lengths(enc, z))
-                width = max(new.tokens.size(1), prev.tokens.size(1))
-                pad = torch.nn.functional.pad
-                same = pad(new.tokens, (0, width - new.tokens.size(1)), value=model.pad).eq(
-                    pad(prev.tokens, (0, width - prev.tokens.size(1)), value=model.pad)).all(1)
-                changed[step] += int((~same).sum())
+                changed[step] += int((~same_output(prev, new, model.pad)).sum())
                 prev = new
             if scorer is not None:
                 z = mu_p
