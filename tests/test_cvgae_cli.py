@@ -156,6 +156,11 @@ def test_train_generate_baselines_evaluate(conformer_data, tmp_path):
         cli("iterref-generate-conformers", conformer_data, "--path", best, "--num-confs", "4", "--batch-size", "4",
             "--out", out[name], "--cpu", *extra)
     first = (tmp_path / "cvgae.sdf").read_text()
+    cli("iterref-generate-conformers", conformer_data, "--path", best, "--num-confs", "4", "--batch-size", "4",
+        "--out", tmp_path / "stereo.sdf", "--cpu", "--handedness", "stereo")
+    stereo = json.loads((tmp_path / "stereo.sdf.json").read_text())
+    assert stereo["handedness"] == "stereo" and stereo["conformers"] == 24
+    assert 0 <= stereo["handedness_counts"].get("random_mirror", 0) <= 24
     cli("iterref-generate-conformers", conformer_data, "--path", best, "--num-confs", "4", "--out",
         tmp_path / "again.sdf", "--cpu", "--batch-size", "2")
     summary = json.loads((tmp_path / "cvgae.sdf.json").read_text())
@@ -200,6 +205,41 @@ def test_train_generate_baselines_evaluate(conformer_data, tmp_path):
     assert bad.returncode == 2 and "records do not match the reference" in bad.stderr
 
 
+def _cip_labels(mol) -> dict:
+    m = Chem.Mol(mol)
+    Chem.AssignStereochemistry(m, cleanIt=True, force=True)
+    return {a.GetIdx(): a.GetProp("_CIPCode") for a in m.GetAtoms() if a.HasProp("_CIPCode")}
+
+
+def test_handedness_stereo_matches_the_stereocentres_and_draws_the_rest_uniformly():
+    """--handedness stereo: every conformer of a molecule with stereocentres gets the molecule's CIP labels
+    (checked through CIP codes, not the chiral tags the function compares), whichever mirror image it came as;
+    without stereocentres each conformer is itself or its mirror image, mirrored about half of the time."""
+    from iterref_fairseq.cli.generate_conformers import assign_handedness
+    from iterref_fairseq.data.conformers import mol_with_coordinates
+
+    mh = Chem.AddHs(Chem.MolFromSmiles("C[C@H](N)[C@@H](O)C#N"))
+    AllChem.EmbedMolecule(mh, randomSeed=3)
+    mol = Chem.RemoveHs(mh)
+    want = _cip_labels(mol)
+    assert len(want) == 2
+    x = mol.GetConformer().GetPositions()
+    mirror = x * np.array([1.0, -1.0, 1.0])
+    out, done = assign_handedness(mol, [x, mirror, x, mirror, mirror], np.random.default_rng(0))
+    for conf in out:
+        m = mol_with_coordinates(mol, conf)
+        Chem.AssignStereochemistryFrom3D(m)
+        assert _cip_labels(m) == want
+    assert done["stereo_mirror"] >= 1
+
+    plain = Chem.RemoveHs(Chem.AddHs(Chem.MolFromSmiles("CCCCO")))
+    y = np.random.default_rng(1).normal(size=(plain.GetNumAtoms(), 3))
+    out, done = assign_handedness(plain, [y] * 400, np.random.default_rng(2))
+    is_mirror = np.array([np.allclose(c, y * np.array([-1.0, 1.0, 1.0])) for c in out])
+    assert all(np.allclose(c, y) or m for c, m in zip(out, is_mirror))
+    assert 0.4 < is_mirror.mean() < 0.6 and done["random_mirror"] == is_mirror.sum() and "stereo_mirror" not in done
+
+
 @pytest.mark.slow
 def test_two_rank_gloo_training(conformer_data, tmp_path):
     save = tmp_path / "ckpt"
@@ -222,3 +262,47 @@ def test_baseline_counts_molecules_etkdg_cannot_embed():
         assert len(res["etkdg"]["confs"]) == len(res["etkdg+mmff"]["confs"]), "one shared embedding"
         failed += res["etkdg"]["failures"].get("embedding_failed", 0)
     assert failed > 0
+
+
+def test_mmff_diagnosis_counts_inverted_stereocentres_and_pairs_starts_with_ends(tmp_path):
+    """examples/cvgae/diagnose_mmff.py on hand-made files: "cvgae" = mirror images of the references (every
+    stereocentre inverted), "cvgae+mmff" and "etkdg+mmff" = the references themselves."""
+    from iterref_fairseq.cli.baseline_conformers import write_conformers
+
+    data = tmp_path / "data"
+    data.mkdir()
+    refs = []
+    for k, smi in enumerate(["C[C@H](N)[C@@H](O)C#N", "C[C@@H](O)C(=O)N"]):
+        mh = Chem.AddHs(Chem.MolFromSmiles(smi))
+        AllChem.EmbedMolecule(mh, randomSeed=11 + k)
+        AllChem.MMFFOptimizeMolecule(mh)
+        refs.append(Chem.RemoveHs(mh))
+    w = Chem.SDWriter(str(data / "test.sdf"))
+    for m in refs:
+        w.write(m)
+    w.close()
+    gen = tmp_path / "gen"
+    gen.mkdir()
+    for name, sign in (("cvgae", -1.0), ("cvgae+mmff", 1.0), ("etkdg+mmff", 1.0)):
+        with Chem.SDWriter(str(gen / f"{name}.sdf")) as w:
+            for i, m in enumerate(refs):
+                x = m.GetConformer().GetPositions() * np.array([sign, 1.0, 1.0])
+                write_conformers(w, m, i, [x] * 3, name)
+        (gen / f"{name}.sdf.json").write_text(json.dumps({"num_confs": 3}))
+    out = tmp_path / "diag.json"
+    res = subprocess.run([sys.executable, str(REPO / "examples" / "cvgae" / "diagnose_mmff.py"), "--data", str(data),
+                          "--generated", str(gen), "--noise", "0", "0.3", "--noise-copies", "2", "--long-iters", "50",
+                          "--out", str(out)], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-2000:]
+    d = json.loads(out.read_text())
+    assert d["stereo"]["cvgae"] == {"conformers": 6, "all_centres_right": 0.0, "rmsd_all_right": None,
+                                    "rmsd_some_inverted": pytest.approx(d["paired"]["mean_start"])}
+    assert d["stereo"]["etkdg+mmff"]["all_centres_right"] == 1.0
+    # mirror images and copies have the references' principal axes
+    assert np.allclose(d["shape"]["cvgae"], d["shape"]["reference"]) and d["shape"]["reference"][2] > 0.1
+    assert d["stereo"]["etkdg+mmff"]["rmsd_all_right"] == pytest.approx(0.0, abs=1e-6)
+    assert d["paired"]["conformers"] == 6 and d["paired"]["mean_start"] > 0.1
+    assert d["paired"]["mean_after_mmff"] == pytest.approx(0.0, abs=1e-6) and d["paired"]["flipped_fraction"] == 1.0
+    assert d["noise"][0]["noise_rmsd"] == 0 and d["noise"][0]["mean_start"] == pytest.approx(0.0, abs=1e-6)
+    assert d["noise"][1]["conformers"] == 4 and 0.15 < d["noise"][1]["mean_start"] <= 0.3 + 1e-6
+    assert d["provenance"]["command"] and (tmp_path / "diag.md").is_file()

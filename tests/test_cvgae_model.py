@@ -35,6 +35,23 @@ def test_kabsch_recovers_a_rigid_motion_and_refuses_a_reflection():
     assert aligned_rmsd(mirror, CHIRAL, torch.ones(5, dtype=torch.bool)).item() > 0.1
 
 
+def test_mirror_alignment_is_the_better_of_the_reference_and_its_mirror_image():
+    """--alignment mirror: the deviation equals min(proper deviation to ref, proper deviation to mirror(ref)),
+    computed here by two proper alignments (independent of the reflection branch)."""
+    gen = torch.Generator().manual_seed(3)
+    flip = torch.tensor([-1.0, 1.0, 1.0], dtype=torch.float64)
+    mask = torch.ones(6, dtype=torch.bool)
+    for _ in range(20):
+        pred, ref = (torch.randn(6, 3, generator=gen, dtype=torch.float64) for _ in range(2))
+        both = min(aligned_squared_deviation(pred, ref, mask)[0].item(),
+                   aligned_squared_deviation(pred, ref * flip, mask)[0].item())
+        assert aligned_squared_deviation(pred, ref, mask, reflection=True)[0].item() == pytest.approx(both, abs=1e-9)
+    five = torch.ones(5, dtype=torch.bool)
+    mirror = CHIRAL * torch.tensor([1.0, 1.0, -1.0], dtype=torch.float64)
+    assert aligned_rmsd(mirror, CHIRAL, five, reflection=True).item() < 1e-6
+    assert aligned_rmsd(mirror, CHIRAL, five).item() > 0.1
+
+
 def test_kabsch_rmsd_equals_rdkit_alignmol_and_ignores_padding():
     Chem = pytest.importorskip("rdkit.Chem")
     from rdkit.Chem import rdMolAlign
@@ -206,6 +223,18 @@ def test_loss_terms_follow_their_definitions():
     assert nll.item() == pytest.approx(0.5 * 5 * rmsd ** 2 + 7.5 * math.log(2 * math.pi) + kl, rel=1e-5)
     with pytest.raises(ValueError, match="--reconstruction"):
         CVGAELoss(None, "l1", 1e-5, 0)
+    # --alignment mirror: the loss is the same for the reference and its mirror image (proper: it is not)
+    mirrored = dict(sample, net_input=dict(sample["net_input"], coords=coords * torch.tensor([-1.0, 1.0, 1.0])))
+    losses = {}
+    for alignment in ("proper", "mirror"):
+        for name, smp in (("ref", sample), ("mirror", mirrored)):
+            torch.manual_seed(8)
+            losses[alignment, name] = CVGAELoss(None, "rmsd", 1e-5, 0, alignment)(model, smp)[0].item()
+    assert losses["mirror", "ref"] == pytest.approx(losses["mirror", "mirror"], rel=1e-6)
+    assert losses["mirror", "ref"] <= losses["proper", "ref"] + 1e-9
+    assert abs(losses["proper", "ref"] - losses["proper", "mirror"]) > 1e-4
+    with pytest.raises(ValueError, match="--alignment"):
+        CVGAELoss(None, "rmsd", 1e-5, 0, "improper")
 
 
 def test_cvgae_overfits_one_molecule_from_prior_samples():

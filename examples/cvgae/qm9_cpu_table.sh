@@ -7,6 +7,7 @@
 #
 #   bash examples/cvgae/qm9_cpu_table.sh                          # defaults below (~2.5 hours on 2 cores)
 #   MOLECULES=3000 TEST=100 NUM_CONFS=20 TRAIN_HOURS=0.1 EGFR=0 bash examples/cvgae/qm9_cpu_table.sh   # a look
+#   ALIGNMENT=mirror bash examples/cvgae/qm9_cpu_table.sh    # the mirror-invariant deviation, same data and baselines
 #
 # Resumes: existing data, checkpoints and generated files are kept (delete WORK to start over).
 set -euo pipefail
@@ -18,6 +19,7 @@ NUM_CONFS=${NUM_CONFS:-100}       # conformers per test molecule (thesis: 100)
 TRAIN_HOURS=${TRAIN_HOURS:-1.0}   # --stop-time-hours of the CVGAE training
 LR=${LR:-1e-3}                    # Adam learning rate (3e-4: val prior RMSD 1.14 at 2,000 updates; 1e-3: 0.91)
 SEED=${SEED:-1}
+ALIGNMENT=${ALIGNMENT:-proper}    # cvgae_loss --alignment: proper (thesis) or mirror (+ --handedness stereo)
 EGFR=${EGFR:-1}                   # also evaluate on egfr.sdf
 EGFR_CONFS=${EGFR_CONFS:-20}      # conformers per egfr molecule (ETKDG takes ~0.1 s per conformer there)
 WORKERS=${WORKERS:-2}             # baseline molecules in parallel (times are per-molecule process times)
@@ -29,7 +31,11 @@ export OMP_NUM_THREADS=1
 DATE=$(date -u +%Y-%m-%d)
 log() { echo "[cvgae $(date +%H:%M:%S)] $*" >&2; }
 DATA=$WORK/qm9
-CK=$WORK/cvgae_qm9_lr${LR}_s$SEED
+VARIANT=""
+GEN_FLAGS=""
+if [ "$ALIGNMENT" = mirror ]; then VARIANT=_mirror; GEN_FLAGS="--handedness stereo"; fi
+export GEN_FLAGS
+CK=$WORK/cvgae_qm9_lr${LR}_s$SEED$VARIANT
 mkdir -p "$WORK" "$OUT_DIR"
 
 [ -f "$DATA/test.sdf" ] || { log "preparing QM9 ($MOLECULES molecules)"; "$PY" scripts/prepare_conformers.py --qm9 \
@@ -39,7 +45,7 @@ if [ ! -f "$CK/train.done" ]; then
   log "training cvgae_qm9 for at most $TRAIN_HOURS h (checkpoint by validation prior RMSD, 10 samples)"
   mkdir -p "$CK"
   "$BIN/fairseq-train" "$DATA" --user-dir iterref_fairseq --task conformer --arch cvgae_qm9 --criterion cvgae_loss \
-      --optimizer adam --lr "$LR" --batch-size 20 --required-batch-size-multiple 1 --max-epoch 1000 \
+      --alignment "$ALIGNMENT" --optimizer adam --lr "$LR" --batch-size 20 --required-batch-size-multiple 1 --max-epoch 1000 \
       --stop-time-hours "$TRAIN_HOURS" --cpu --save-dir "$CK" --seed "$SEED" --log-format simple --log-interval 100 \
       --validate-interval-updates 500 --save-interval-updates 500 --keep-interval-updates 2 --no-epoch-checkpoints \
       --best-checkpoint-metric prior_rmsd > "$CK/train.log" 2>&1
@@ -48,8 +54,8 @@ fi
 
 source examples/cvgae/common.sh
 evaluate_set() {  # evaluate_set NAME DATA_DIR CONFS
-  four_methods_table "$2" "$CK/checkpoint_best.pt" "$WORK/generated_$1" "$OUT_DIR/cvgae_${1}_cpu_$DATE.json" "$3" \
-      "$WORKERS" "$SEED" --cpu
+  BASELINE_DIR="$WORK/generated_$1" four_methods_table "$2" "$CK/checkpoint_best.pt" "$WORK/generated_$1$VARIANT" \
+      "$OUT_DIR/cvgae_${1}_cpu${VARIANT}_$DATE.json" "$3" "$WORKERS" "$SEED" --cpu
 }
 
 evaluate_set qm9 "$DATA" "$NUM_CONFS"
@@ -59,5 +65,5 @@ if [ "$EGFR" = 1 ]; then
       --test-only --max-atoms 50
   evaluate_set egfr "$WORK/egfr_data" "$EGFR_CONFS"
 fi
-"$PY" examples/cvgae/learning_curve.py "$CK/train.log" --out "$OUT_DIR/cvgae_qm9_cpu_learning_curve_$DATE.json"
+"$PY" examples/cvgae/learning_curve.py "$CK/train.log" --out "$OUT_DIR/cvgae_qm9_cpu${VARIANT}_learning_curve_$DATE.json"
 log "done: $OUT_DIR"

@@ -5,8 +5,10 @@ minimizing sum_i ||P_i R - Q_i||^2 is, with C = P^T Q = U S V^T (SVD),
 
     R = U diag(1, 1, d) V^T,   d = sign(det U det V^T)
 
-d = -1 flips the axis of the smallest singular value, so a mirror image is never "aligned" by a reflection. The
-aligned squared deviation is then sum_i ||P_i R - Q_i||^2, and RMSD = sqrt(that / N) (heavy atoms; this equals
+d = -1 flips the axis of the smallest singular value, so a mirror image is never "aligned" by a reflection. With
+``reflection=True`` (the CVGAE's ``--alignment mirror``, a deviation) d is always 1: R = U V^T is the best orthogonal
+matrix, rotation or rotation-reflection, i.e. the deviation is the smaller of those to the reference and to its mirror
+image. The aligned squared deviation is then sum_i ||P_i R - Q_i||^2, and RMSD = sqrt(that / N) (heavy atoms; this equals
 RDKit's ``AlignMol`` with the identity atom map).
 
 Small example: P = [[1, 0, 0], [-1, 0, 0]] and Q = P rotated by 90 degrees about z = [[0, 1, 0], [0, -1, 0]]:
@@ -31,11 +33,13 @@ def centre(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def kabsch_rotation(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+def kabsch_rotation(p: torch.Tensor, q: torch.Tensor, reflection: bool = False) -> torch.Tensor:
     """p, q (..., N, 3) centred with zero padding rows -> R (..., 3, 3) (dtype of p): the proper rotation
-    minimizing ||p R - q||^2."""
+    minimizing ||p R - q||^2 (with ``reflection``: the orthogonal matrix, which may mirror)."""
     c = p.double().transpose(-1, -2) @ q.double()
     u, _, vh = torch.linalg.svd(c)
+    if reflection:
+        return (u @ vh).to(p.dtype)
     d = torch.sign(torch.linalg.det(u) * torch.linalg.det(vh))
     d = torch.where(d == 0, torch.ones_like(d), d)  # a degenerate (rank < 2) C: either sign is optimal
     flip = torch.ones(c.shape[:-1], dtype=c.dtype, device=c.device)
@@ -43,21 +47,22 @@ def kabsch_rotation(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     return ((u * flip.unsqueeze(-2)) @ vh).to(p.dtype)
 
 
-def aligned_squared_deviation(pred: torch.Tensor, ref: torch.Tensor,
-                              mask: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Sum over real atoms of ||aligned ref_i - pred_i||^2 after removing translation and rotation.
+def aligned_squared_deviation(pred: torch.Tensor, ref: torch.Tensor, mask: torch.Tensor,
+                              reflection: bool = False) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Sum over real atoms of ||aligned ref_i - pred_i||^2 after removing translation and rotation (and, with
+    ``reflection``, handedness).
 
     pred, ref (..., N, 3); mask (..., N) bool. The reference is rotated onto the (centred) prediction, as in the
     reference code; no gradient flows into ``ref``. Returns (deviation (...,), number of atoms (...,))."""
     q = centre(pred, mask)
     p = centre(ref.detach().to(pred.dtype), mask)
-    r = kabsch_rotation(p, q)
+    r = kabsch_rotation(p, q, reflection)
     diff = (p @ r - q) * mask.unsqueeze(-1).to(q.dtype)
     return diff.pow(2).sum((-1, -2)), mask.sum(-1).to(q.dtype)
 
 
-def aligned_rmsd(pred: torch.Tensor, ref: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+def aligned_rmsd(pred: torch.Tensor, ref: torch.Tensor, mask: torch.Tensor, reflection: bool = False) -> torch.Tensor:
     """Heavy-atom RMSD after optimal rigid alignment, (...,); differentiable in ``pred`` where it is not 0 (the
     training loss adds its own guard, ``criterions/cvgae_loss.py``)."""
-    sq, n = aligned_squared_deviation(pred, ref, mask)
+    sq, n = aligned_squared_deviation(pred, ref, mask, reflection)
     return torch.sqrt(sq / n.clamp(min=1.0))
