@@ -244,6 +244,8 @@ def main(argv=None) -> int:
     p.add_argument("--data", required=True, help="prepared conformer data (the reference is DATA/test.sdf)")
     p.add_argument("--generated", required=True, type=Path,
                    help="folder with cvgae.sdf, cvgae+mmff.sdf and etkdg+mmff.sdf (+ .json) of one table run")
+    p.add_argument("--baselines", type=Path,
+                   help="folder with etkdg+mmff.sdf when it is not --generated (qm9_cpu_table.sh ALIGNMENT=mirror)")
     p.add_argument("--max-molecules", type=int, default=100)
     p.add_argument("--max-iters", type=int, default=200, help="MMFF iterations of the table (the reference: 200)")
     p.add_argument("--long-iters", type=int, default=2000, help="MMFF iterations of the convergence check")
@@ -259,14 +261,16 @@ def main(argv=None) -> int:
     indices = list(range(min(args.max_molecules, len(ref_mols))))
     files = {}
     for name in ("cvgae", "cvgae+mmff", "etkdg+mmff"):
-        path = args.generated / f"{name}.sdf"
+        folder = args.baselines if name.startswith("etkdg") and args.baselines else args.generated
+        path = folder / f"{name}.sdf"
         if not path.is_file():
             p.error(f"{path} is missing: run examples/cvgae/qm9_cpu_table.sh (it writes {name}.sdf) or pass the "
                     "folder it wrote as --generated")
         files[name] = read_generated(str(path), ref_mols, None)
     requested = files["cvgae"]["requested"]
     result = {
-        "data": args.data, "generated": str(args.generated), "molecules": len(indices),
+        "data": args.data, "generated": str(args.generated), "baselines": str(args.baselines or args.generated),
+        "molecules": len(indices),
         "max_iters": args.max_iters, "long_iters": args.long_iters,
         "shape": shape_section(ref_mols, files, indices),
         "stereo": chirality_section(ref_mols, files, indices),

@@ -178,7 +178,7 @@ def run(args) -> dict:
                 confs, fails = [xyz[:n].tolist() for xyz in x[b]], Counter()
                 if args.handedness == "stereo":
                     t1 = time.process_time()
-                    flipped, done = assign_handedness(mols[i], [c for c in confs], flip_rng)
+                    flipped, done = assign_handedness(mols[i], confs, flip_rng)
                     confs = flipped.tolist()
                     handedness.update(done)
                     model_seconds += time.process_time() - t1
