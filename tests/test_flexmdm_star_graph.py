@@ -220,3 +220,52 @@ def test_ar_baseline_runs_through_the_same_task(star_data, tmp_path):
     out = _generate(star_data, ckpt, "--beam", "1").stdout
     assert len(re.findall(r"^H-\d+\t", out, re.M)) == 12
     assert json.loads(re.search(r"^JSON (.*)$", out, re.M).group(1))["total"] == 12
+
+
+def _load_probe():
+    import importlib.util
+
+    from conftest import REPO
+
+    spec = importlib.util.spec_from_file_location("probe_star_lookup", REPO / "examples" / "flexmdm" /
+                                                  "probe_star_lookup.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_lookup_probe_masks_both_copies_of_one_interior_node():
+    """The docstring's example: path 20 -> 4 -> 19 -> 8 -> 9, target 20 4 4 19 19 8 8 9 (+ EOS, pads)."""
+    import torch
+
+    probe = _load_probe()
+    x1 = torch.tensor([[20, 4, 4, 19, 19, 8, 8, 9, 2], [20, 5, 5, 9, 2, 1, 1, 1, 1]])
+    content = torch.tensor([8, 4])
+    tokens, valid = probe.node_copies_masked(x1, content, 2, mask_index=99)
+    assert tokens[0].tolist() == [20, 4, 4, 99, 99, 8, 8, 9, 2] and valid.tolist() == [True, False]
+    assert tokens[1].tolist() == x1[1].tolist(), "a 3-node path has no node 2 with a successor"
+    tokens, valid = probe.node_copies_masked(x1, content, 1, mask_index=99)
+    assert tokens[1].tolist() == [20, 99, 99, 9, 2, 1, 1, 1, 1] and valid.tolist() == [True, True]
+    tokens, pos = probe.one_token_masked(x1, content, 99, torch.Generator().manual_seed(0))
+    assert all(0 <= p < c for p, c in zip(pos.tolist(), content.tolist()))
+    assert (tokens != x1).sum().item() == 2 and tokens[torch.arange(2), pos].tolist() == [99, 99]
+
+
+@pytest.mark.slow
+def test_lookup_probe_runs_on_a_trained_checkpoint(star_data, tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    ckpt = _train(star_data, tmp_path, "--arch", "flexmdm_tiny", "--criterion", "flexmdm_loss", *TINY)
+    out = tmp_path / "probe.json"
+    res = subprocess.run([sys.executable, str(REPO / "examples" / "flexmdm" / "probe_star_lookup.py"), star_data,
+                          "--path", ckpt, "--out", out], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-2000:]
+    d = json.loads(out.read_text())
+    assert d["examples"] == 12 and 0 <= d["single_token_accuracy"] <= 1 and 0 <= d["node_lookup_accuracy"] <= 1
+    # medium paths have 3-6 nodes: every test graph has node 1 with a successor
+    assert d["per_node"]["1"]["examples"] == 12 and d["node_lookup_probes"] == sum(
+        v["examples"] for v in d["per_node"].values())
+    assert d["provenance"]["command"]
