@@ -120,14 +120,13 @@ def bin_rows(pre: np.ndarray, post: np.ndarray, flipped: np.ndarray) -> List[Dic
     return rows
 
 
-def chirality_section(ref_mols, files: Dict[str, Dict], indices: Sequence[int]) -> Dict:
+def chirality_section(ref_mols, files: Dict[str, Dict], centres_of: Dict[int, list]) -> Dict:
     """Per method: conformers on molecules with >= 1 stereocentre, fraction with every centre as in the
-    reference, mean RMSD of those and of the rest."""
+    reference, mean RMSD of those and of the rest. ``centres_of``: :func:`stereocentres` per molecule index."""
     out = {}
     for method, gen in files.items():
         right_rmsd, wrong_rmsd = [], []
-        for i in indices:
-            centres = stereocentres(ref_mols[i])
+        for i, centres in centres_of.items():
             confs = gen["confs"].get(i, [])
             if not centres or not confs:
                 continue
@@ -143,16 +142,16 @@ def chirality_section(ref_mols, files: Dict[str, Dict], indices: Sequence[int]) 
     return out
 
 
-def paired_section(ref_mols, pre_file: Dict, post_file: Dict, indices, long_iters: int, requested: int) -> Dict:
+def paired_section(ref_mols, pre_file: Dict, post_file: Dict, centres_of: Dict[int, list], long_iters: int,
+                   requested: int) -> Dict:
     """Start (cvgae.sdf) vs end (cvgae+mmff.sdf) of the same conformer, on molecules where MMFF never failed."""
     pre_r, post_r, post_long_r, flips, pair_d, shift_d, conv = [], [], [], [], [], [], []
-    for i in indices:
+    for i, centres in centres_of.items():
         pre, post = pre_file["confs"].get(i, []), post_file["confs"].get(i, [])
         if len(pre) != requested or len(post) != requested:
             continue
         pre, post = np.asarray(pre), np.asarray(post)
         ref = ref_mols[i].GetConformer().GetPositions()
-        centres = stereocentres(ref_mols[i])
         pre_r += rmsd_to_reference(pre, ref).tolist()
         post_r += rmsd_to_reference(post, ref).tolist()
         pair_d += [float(rmsd_to_reference(post[k:k + 1], pre[k])[0]) for k in range(len(pre))]
@@ -177,15 +176,15 @@ def paired_section(ref_mols, pre_file: Dict, post_file: Dict, indices, long_iter
     }
 
 
-def noise_section(ref_mols, indices, levels: Sequence[float], copies: int, max_iters: int, seed: int) -> List[Dict]:
+def noise_section(ref_mols, centres_of: Dict[int, list], levels: Sequence[float], copies: int, max_iters: int,
+                  seed: int) -> List[Dict]:
     """MMFF from the reference plus noise of each RMSD level (level 0: the reference itself, one copy)."""
     rng = np.random.default_rng(seed)
     rows = []
     for level in levels:
         pre_r, post_r, inverted, conv = [], [], [], []
-        for i in indices:
+        for i, centres in centres_of.items():
             ref = ref_mols[i].GetConformer().GetPositions()
-            centres = stereocentres(ref_mols[i])
             starts = ref[None] if level == 0 else noisy_copies(ref, level, copies, rng)
             relaxed, ok = relax_all(ref_mols[i], starts, max_iters)
             for x0, x, c in zip(starts, relaxed, ok):
@@ -268,14 +267,16 @@ def main(argv=None) -> int:
                     "folder it wrote as --generated")
         files[name] = read_generated(str(path), ref_mols, None)
     requested = files["cvgae"]["requested"]
+    centres_of = {i: stereocentres(ref_mols[i]) for i in indices}
     result = {
         "data": args.data, "generated": str(args.generated), "baselines": str(args.baselines or args.generated),
         "molecules": len(indices),
         "max_iters": args.max_iters, "long_iters": args.long_iters,
         "shape": shape_section(ref_mols, files, indices),
-        "stereo": chirality_section(ref_mols, files, indices),
-        "paired": paired_section(ref_mols, files["cvgae"], files["cvgae+mmff"], indices, args.long_iters, requested),
-        "noise": noise_section(ref_mols, indices, args.noise, args.noise_copies, args.max_iters, args.seed),
+        "stereo": chirality_section(ref_mols, files, centres_of),
+        "paired": paired_section(ref_mols, files["cvgae"], files["cvgae+mmff"], centres_of, args.long_iters,
+                                 requested),
+        "noise": noise_section(ref_mols, centres_of, args.noise, args.noise_copies, args.max_iters, args.seed),
     }
     from iterref_fairseq.provenance import run_metadata
 

@@ -23,8 +23,7 @@ reference and to its mirror image. Why: the posterior sees the reference only th
 image shares, so neither the graph nor the latent tells the decoder which of two mirror-image conformers the
 reference is (the handedness of a flexible achiral molecule's conformer is arbitrary). Under ``proper`` the
 best answer to that ambiguity is their average, a flattened molecule: a ``proper`` 60-minute QM9 model's conformers
-have a third principal axis of 0.012 A against the references' 0.43 A, and stereocentres with 1% of the reference's
-volume (``examples/cvgae/diagnose_mmff.py``). A ``mirror`` model leaves handedness to the sampler
+have a third principal axis of 0.012 A against the references' 0.43 A (``examples/cvgae/diagnose_mmff.py``). A ``mirror`` model leaves handedness to the sampler
 (``iterref-generate-conformers --handedness``).
 
 Logged per molecule: ``loss``, ``reconstruction``, ``kl_posterior_prior``, ``kl_prior_standard``, ``rmsd`` (of the

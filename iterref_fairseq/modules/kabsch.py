@@ -8,8 +8,8 @@ minimizing sum_i ||P_i R - Q_i||^2 is, with C = P^T Q = U S V^T (SVD),
 d = -1 flips the axis of the smallest singular value, so a mirror image is never "aligned" by a reflection. With
 ``reflection=True`` (the CVGAE's ``--alignment mirror``, a deviation) d is always 1: R = U V^T is the best orthogonal
 matrix, rotation or rotation-reflection, i.e. the deviation is the smaller of those to the reference and to its mirror
-image. The aligned squared deviation is then sum_i ||P_i R - Q_i||^2, and RMSD = sqrt(that / N) (heavy atoms; this equals
-RDKit's ``AlignMol`` with the identity atom map).
+image. The aligned squared deviation is then sum_i ||P_i R - Q_i||^2, and RMSD = sqrt(that / N) (heavy atoms; this
+equals RDKit's ``AlignMol`` with the identity atom map).
 
 Small example: P = [[1, 0, 0], [-1, 0, 0]] and Q = P rotated by 90 degrees about z = [[0, 1, 0], [0, -1, 0]]:
 C = P^T Q has a single non-zero entry C[0, 1] = 2, R maps x onto y, and the deviation is 0.
