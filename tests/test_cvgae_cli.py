@@ -306,3 +306,35 @@ def test_mmff_diagnosis_counts_inverted_stereocentres_and_pairs_starts_with_ends
     assert d["noise"][0]["noise_rmsd"] == 0 and d["noise"][0]["mean_start"] == pytest.approx(0.0, abs=1e-6)
     assert d["noise"][1]["conformers"] == 4 and 0.15 < d["noise"][1]["mean_start"] <= 0.3 + 1e-6
     assert d["provenance"]["command"] and (tmp_path / "diag.md").is_file()
+
+
+def test_rmsd_by_flexibility_groups_molecules_by_rotatable_bonds(tmp_path):
+    """examples/cvgae/rmsd_by_flexibility.py on a hand-made evaluation: CC#N and c1ccccc1 have no rotatable bond,
+    CCCC one, CCCCCC three; medians per group are checked by hand, a missing molecule is left out of its median."""
+    refs = tmp_path / "test.sdf"
+    write_embedded_sdf(refs, ["CC#N", "CCCC", "c1ccccc1", "CCCCCC"])
+    row = lambda mean, best: {"mean": mean, "best": best}  # noqa: E731
+    evaluation = {"per_molecule": {"cvgae": [row(0.5, 0.4), row(0.7, 0.6), row(0.3, 0.2), row(0.9, 0.8)],
+                                   "etkdg+mmff": [row(0.1, 0.05), None, row(0.2, 0.1), row(1.0, 0.3)]}}
+    first, second = tmp_path / "a.json", tmp_path / "b.json"
+    first.write_text(json.dumps(evaluation))
+    evaluation["per_molecule"]["cvgae"][0] = row(0.1, 0.1)  # another model, the same baseline
+    second.write_text(json.dumps(evaluation))
+    out = tmp_path / "flex.json"
+    res = subprocess.run([sys.executable, str(REPO / "examples" / "cvgae" / "rmsd_by_flexibility.py"), "--reference",
+                          str(refs), "--eval", f"a={first}", "--eval", f"b={second}", "--dedupe", "--groups",
+                          "0,1-2,3+", "--out", str(out)], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-2000:]
+    d = json.loads(out.read_text())
+    assert d["rotatable_bond_counts"] == {"0": 2, "1": 1, "3": 1}
+    rigid, one, flexible = d["rows"]
+    assert [r["molecules"] for r in d["rows"]] == [2, 1, 1]
+    assert list(rigid["methods"]) == ["a:cvgae", "a:etkdg+mmff", "b:cvgae"]  # b's baseline equals a's
+    assert rigid["methods"]["a:cvgae"] == {"median_mean_rmsd": pytest.approx(0.4), "median_best_rmsd":
+                                           pytest.approx(0.3), "molecules": 2}
+    assert rigid["methods"]["b:cvgae"]["median_mean_rmsd"] == pytest.approx(0.2)
+    assert one["methods"]["a:etkdg+mmff"] == {"median_mean_rmsd": None, "median_best_rmsd": None, "molecules": 0}
+    assert flexible["methods"]["a:etkdg+mmff"]["median_mean_rmsd"] == pytest.approx(1.0)
+    bad = subprocess.run([sys.executable, str(REPO / "examples" / "cvgae" / "rmsd_by_flexibility.py"), "--reference",
+                          str(refs), "--eval", str(first), "--out", str(out)], capture_output=True, text=True)
+    assert bad.returncode != 0 and "expected LABEL=FILE" in bad.stderr
