@@ -83,3 +83,16 @@ def test_paper_pipeline_runs_offline_on_local_text(tmp_path):
     bad = subprocess.run(["bash", EXAMPLES / "paper.sh", "wmt99", raw, tmp_path / "x"], env=env,
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "unknown dataset wmt99" in bad.stderr
+
+
+def test_learning_curve_minutes_continue_across_a_resumed_run(tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("learning_curve", EXAMPLES / "learning_curve.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    line = "| INFO | train_inner | epoch 001: loss=1.0, num_updates={}, lr=0.001, train_wall=3, wall={}"
+    log = tmp_path / "train.log"
+    log.write_text("\n".join([line.format(25, 60), line.format(50, 120), "# resumed from checkpoint",
+                              line.format(75, 0), line.format(100, 90)]) + "\n")
+    assert module.wall_minutes(log) == {25: 1.0, 50: 2.0, 75: 2.0, 100: 3.5}

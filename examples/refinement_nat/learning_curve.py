@@ -32,12 +32,19 @@ UPDATE_LINE = re.compile(r"num_updates=(\d+).*?(?<![a-z_])wall=(\d+)")
 
 def wall_minutes(log: Path) -> dict:
     """{update: wall-clock minutes since the start of training} from fairseq's simple-format log lines (``wall`` is
-    cumulative; ``train_wall`` counts only the last log interval)."""
-    minutes = {}
+    cumulative; ``train_wall`` counts only the last log interval).
+
+    A run resumed from a checkpoint restarts ``wall`` at 0 in the same log: when it falls, the minutes before the
+    resumption are added to every later line (e.g. walls 0, 60, 120 | 0, 60 -> minutes 0, 1, 2, 2, 3)."""
+    minutes, offset, last = {}, 0, 0
     for line in log.read_text(errors="replace").splitlines():
         m = UPDATE_LINE.search(line)
         if m:
-            minutes[int(m.group(1))] = int(m.group(2)) / 60.0
+            wall = int(m.group(2))
+            if wall < last:
+                offset += last
+            last = wall
+            minutes[int(m.group(1))] = (offset + wall) / 60.0
     return minutes
 
 
