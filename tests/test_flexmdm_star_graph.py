@@ -268,4 +268,28 @@ def test_lookup_probe_runs_on_a_trained_checkpoint(star_data, tmp_path):
     # medium paths have 3-6 nodes: every test graph has node 1 with a successor
     assert d["per_node"]["1"]["examples"] == 12 and d["node_lookup_probes"] == sum(
         v["examples"] for v in d["per_node"].values())
-    assert d["provenance"]["command"]
+    assert d["provenance"]["command"] and d["num_updates"] == 6
+    # medium graphs: 3 paths of 3-6 nodes through one junction -> 7 to 16 distinct nodes, chance 1/16 .. 1/7
+    assert 1 / 16 <= d["chance"] <= 1 / 7
+    # a curve: several checkpoints, sorted by their updates (read from the checkpoint, not the file name)
+    early = tmp_path / "checkpoint_9_99.pt"
+    cli("fairseq-train", star_data, "--user-dir", USER_DIR, "--task", "star_graph", "-s", "src", "-t", "tgt",
+        "--optimizer", "adam", "--lr", "1e-3", "--max-tokens", "600", "--max-update", "2", "--cpu",
+        "--save-dir", tmp_path / "early", "--no-epoch-checkpoints", "--seed", "1", "--arch", "flexmdm_tiny",
+        "--criterion", "flexmdm_loss", *TINY)
+    (tmp_path / "early" / "checkpoint_last.pt").rename(early)
+    res = subprocess.run([sys.executable, str(REPO / "examples" / "flexmdm" / "probe_star_lookup.py"), star_data,
+                          "--path", ckpt, early, "--out", out], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-2000:]
+    curve = json.loads(out.read_text())
+    assert [q["num_updates"] for q in curve["points"]] == [2, 6]
+    assert curve["points"][1]["node_lookup_accuracy"] == d["node_lookup_accuracy"]
+
+
+def test_lookup_probe_chance_is_one_over_the_nodes_of_each_graph():
+    import torch
+
+    probe = _load_probe()
+    # nspecial 4: tokens 0-3 (here 2 = EOS, 1 = pad) are not nodes; graph 1 has nodes {4, 5, 6, 7}, graph 2 {4, 9}
+    src = torch.tensor([[4, 5, 5, 6, 6, 7, 4, 7, 2], [1, 1, 1, 4, 9, 4, 9, 9, 2]])
+    assert probe.chance(src, 4) == pytest.approx((1 / 4 + 1 / 2) / 2)

@@ -13,12 +13,18 @@ appears twice, at positions 2k - 1 and 2k (0-based, end of edge k-1 and start of
   nodes).
 
 The model sees the probe at time ``--time`` (default 0.99: late, almost everything revealed) and is scored by the
-argmax of its unmasking distribution at the masked positions (both copies must be right for ``node``).
+argmax of its unmasking distribution at the masked positions (both copies must be right for ``node``). ``chance``
+is what a uniform guess among the prompt's nodes would get on ``node`` (the mean of 1 / nodes in the graph).
 
     python examples/flexmdm/probe_star_lookup.py DATA --path CKPT [--max-examples 300] --out probe.json
+    python examples/flexmdm/probe_star_lookup.py DATA --path RUN/checkpoint_*_*.pt --out curve.json   # a curve
+
+With several checkpoints the JSON holds one entry per checkpoint under ``points`` (with ``num_updates``, read from
+the checkpoint), sorted by updates.
 """
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Tuple
@@ -57,10 +63,50 @@ def argmax_at(model, src, tokens, t: float) -> torch.Tensor:
     return logits.argmax(-1)
 
 
+def probe(model, src: torch.Tensor, x1: torch.Tensor, t: float, repeats: int, seed: int) -> dict:
+    """Both probes on one collated batch (src (B, S) prompts, x1 (B, L) targets) -> the result fields."""
+    content_len = (x1.ne(model.pad) & x1.ne(model.eos) & x1.ne(model.bos)).sum(1)
+    gen = torch.Generator().manual_seed(seed)
+    right = total = 0
+    for _ in range(repeats):
+        tokens, pos = one_token_masked(x1, content_len, model.mask_index, gen)
+        rows = torch.arange(len(x1))
+        right += int(argmax_at(model, src, tokens, t)[rows, pos].eq(x1[rows, pos]).sum())
+        total += len(x1)
+    per_node = {}
+    for k in range(1, int(content_len.max()) // 2):
+        tokens, valid = node_copies_masked(x1, content_len, k, model.mask_index)
+        if not valid.any():
+            continue
+        pred = argmax_at(model, src, tokens, t)
+        ok = pred[:, [2 * k - 1, 2 * k]].eq(x1[:, [2 * k - 1, 2 * k]]).all(1)
+        per_node[k] = {"examples": int(valid.sum()), "accuracy": float(ok[valid].float().mean())}
+    n_node = sum(v["examples"] for v in per_node.values())
+    return {"single_token_accuracy": right / total,
+            "node_lookup_accuracy": sum(v["accuracy"] * v["examples"] for v in per_node.values()) / max(n_node, 1),
+            "node_lookup_probes": n_node, "per_node": per_node}
+
+
+def chance(src: torch.Tensor, special: int) -> float:
+    """Mean over graphs of 1 / (distinct nodes in the prompt); src (B, S), tokens < ``special`` are not nodes."""
+    return float(sum(1.0 / max(len({t for t in row.tolist() if t >= special}), 1) for row in src) / len(src))
+
+
+def updates_of(path: str) -> int:
+    """The update count of a fairseq checkpoint: its optimizer history, else the file name (checkpoint_E_U.pt)."""
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    history = state.get("optimizer_history") or [{}]
+    if "num_updates" in history[-1]:
+        return int(history[-1]["num_updates"])
+    m = re.search(r"_(\d+)\.pt$", path)
+    return int(m.group(1)) if m else -1
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("data")
-    p.add_argument("--path", required=True, help="flexmdm / lflexmdm checkpoint trained with --task star_graph")
+    p.add_argument("--path", required=True, nargs="+",
+                   help="flexmdm / lflexmdm checkpoint(s) trained with --task star_graph (several: a curve)")
     p.add_argument("--gen-subset", default="test")
     p.add_argument("--max-examples", type=int, default=300)
     p.add_argument("--time", type=float, default=0.99)
@@ -68,43 +114,30 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
-    models, _cfg, task = load_checkpoint(args.path, args.data, "pass a star_graph FlexMDM checkpoint")
-    model = models[0].eval()
-    if not hasattr(model, "generator_outputs"):
-        p.error(f"{args.path} is not a FlexMDM / LFlexMDM checkpoint (the AR baseline has no fill-in head)")
-    task.load_dataset(args.gen_subset)
-    ds = task.datasets[args.gen_subset]
-    batch = ds.collater([ds[i] for i in range(min(args.max_examples, len(ds)))])
-    src, x1 = batch["net_input"]["src_tokens"], batch["target"]
-    content_len = (x1.ne(model.pad) & x1.ne(model.eos) & x1.ne(model.bos)).sum(1)
-    gen = torch.Generator().manual_seed(args.seed)
-    right = total = 0
-    for _ in range(args.repeats):
-        tokens, pos = one_token_masked(x1, content_len, model.mask_index, gen)
-        rows = torch.arange(len(x1))
-        right += int(argmax_at(model, src, tokens, args.time)[rows, pos].eq(x1[rows, pos]).sum())
-        total += len(x1)
-    per_node = {}
-    for k in range(1, int(content_len.max()) // 2):
-        tokens, valid = node_copies_masked(x1, content_len, k, model.mask_index)
-        if not valid.any():
-            continue
-        pred = argmax_at(model, src, tokens, args.time)
-        ok = pred[:, [2 * k - 1, 2 * k]].eq(x1[:, [2 * k - 1, 2 * k]]).all(1)
-        per_node[k] = {"examples": int(valid.sum()), "accuracy": float(ok[valid].float().mean())}
-    n_node = sum(v["examples"] for v in per_node.values())
-    result = {
-        "checkpoint": args.path, "split": args.gen_subset, "examples": len(x1), "time": args.time,
-        "single_token_accuracy": right / total,
-        "node_lookup_accuracy": sum(v["accuracy"] * v["examples"] for v in per_node.values()) / max(n_node, 1),
-        "node_lookup_probes": n_node, "per_node": per_node,
-    }
+    points, batch = [], None
+    for path in args.path:
+        models, _cfg, task = load_checkpoint(path, args.data, "pass a star_graph FlexMDM checkpoint")
+        model = models[0].eval()
+        if not hasattr(model, "generator_outputs"):
+            p.error(f"{path} is not a FlexMDM / LFlexMDM checkpoint (the AR baseline has no fill-in head)")
+        if batch is None:
+            task.load_dataset(args.gen_subset)
+            ds = task.datasets[args.gen_subset]
+            batch = ds.collater([ds[i] for i in range(min(args.max_examples, len(ds)))])
+        src, x1 = batch["net_input"]["src_tokens"], batch["target"]
+        point = {"checkpoint": path, "num_updates": updates_of(path), "split": args.gen_subset,
+                 "examples": len(x1), "time": args.time, "chance": chance(src, task.source_dictionary.nspecial),
+                 **probe(model, src, x1, args.time, args.repeats, args.seed)}
+        points.append(point)
+        print(json.dumps({k: point[k] for k in ("num_updates", "single_token_accuracy", "node_lookup_accuracy",
+                                                 "chance")}))
+    points.sort(key=lambda q: q["num_updates"])
+    result = dict(points[0]) if len(points) == 1 else {"points": points}
     from iterref_fairseq.provenance import run_metadata
 
     result["provenance"] = run_metadata([sys.argv[0], *(argv if argv is not None else sys.argv[1:])], seed=args.seed)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1))
-    print(json.dumps({k: result[k] for k in ("single_token_accuracy", "node_lookup_accuracy", "node_lookup_probes")}))
     return 0
 
 
