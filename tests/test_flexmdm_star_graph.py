@@ -270,7 +270,7 @@ def test_lookup_probe_runs_on_a_trained_checkpoint(star_data, tmp_path):
         v["examples"] for v in d["per_node"].values())
     assert d["provenance"]["command"] and d["num_updates"] == 6
     # medium graphs: 3 paths of 3-6 nodes through one junction -> 7 to 16 distinct nodes, chance 1/16 .. 1/7
-    assert 1 / 16 <= d["chance"] <= 1 / 7
+    assert 1 / 16 <= d["chance"] <= 1 / 7 and d["chance"] < d["chance_informed"] <= 1
     # a curve: several checkpoints, sorted by their updates (read from the checkpoint, not the file name)
     early = tmp_path / "checkpoint_9_99.pt"
     cli("fairseq-train", star_data, "--user-dir", USER_DIR, "--task", "star_graph", "-s", "src", "-t", "tgt",
@@ -286,10 +286,14 @@ def test_lookup_probe_runs_on_a_trained_checkpoint(star_data, tmp_path):
     assert curve["points"][1]["node_lookup_accuracy"] == d["node_lookup_accuracy"]
 
 
-def test_lookup_probe_chance_is_one_over_the_nodes_of_each_graph():
+def test_lookup_probe_guess_rates_count_the_graph_and_the_revealed_nodes():
     import torch
 
     probe = _load_probe()
-    # nspecial 4: tokens 0-3 (here 2 = EOS, 1 = pad) are not nodes; graph 1 has nodes {4, 5, 6, 7}, graph 2 {4, 9}
-    src = torch.tensor([[4, 5, 5, 6, 6, 7, 4, 7, 2], [1, 1, 1, 4, 9, 4, 9, 9, 2]])
-    assert probe.chance(src, 4) == pytest.approx((1 / 4 + 1 / 2) / 2)
+    # nspecial 4: tokens 0-3 (2 = EOS, 1 = pad) are not nodes; 99 is the mask. Graph 1 has nodes {4, 5, 6, 7}, of
+    # which the probe's target reveals 4 and 7; graph 2 has {4, 8, 9}, its target reveals 8; graph 3 is not valid.
+    src = torch.tensor([[4, 5, 5, 6, 6, 7, 4, 7, 2], [1, 1, 4, 9, 9, 8, 4, 8, 2], [4, 5, 5, 6, 6, 7, 4, 7, 2]])
+    probe_tokens = torch.tensor([[4, 99, 99, 7, 2], [99, 99, 8, 2, 1], [4, 5, 5, 7, 2]])
+    naive, informed = probe.guess_rates(src, probe_tokens, torch.tensor([True, True, False]), 4)
+    assert naive == pytest.approx((1 / 4 + 1 / 3) / 2)
+    assert informed == pytest.approx((1 / 2 + 1 / 2) / 2)

@@ -76,9 +76,11 @@ def test_lanmt_learns_reversal_and_delta_inference_keeps_it(tmp_path):
 
 def test_lanmt_latents_carry_the_target_when_only_they_can():
     # One fixed source, random targets over 4 words: without z the decoder can only guess (~25% of tokens); with the
-    # posterior mean it must write the target, using at most the free budget (1 nat per source position, 9 nats for
-    # 8 tokens of 2 bits). A decoder that ignores z, a posterior that does not read y, or a length transform that
-    # scrambles source slots fails. Seed 0, 500 updates (2026-12-05): posterior mean 1.000, prior mean 0.27.
+    # posterior mean it must write the target. 8 tokens of 2 bits are 11.1 nats, more than the free budget of
+    # 9 positions x 1 nat, so the KL term is active and the posterior must fill the budget (KL per position near 1)
+    # but not far beyond it. A decoder that ignores z or a posterior that does not read y fails on accuracy; a KL
+    # that is detached, masked away or always 0 fails on the KL band. Seed 0, 500 updates, one thread
+    # (2026-12-05): posterior mean 1.000, prior mean 0.22, KL 1.00 nats per source position.
     import argparse
 
     import torch
@@ -91,41 +93,48 @@ def test_lanmt_latents_carry_the_target_when_only_they_can():
         def __init__(self, d):
             self.source_dictionary = self.target_dictionary = d
 
-    d = Dictionary()
-    for i in range(20):
-        d.add_symbol(f"w{i}")
-    args = argparse.Namespace(encoder_embed_dim=64, encoder_ffn_embed_dim=128, encoder_attention_heads=2,
-                              prior_layers=1, posterior_layers=1, decoder_layers=1, dropout=0.0)
-    lanmt_tiny(args)
-    torch.manual_seed(0)
-    model = LatentNATModel.build_model(args, _Task(d))
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.9, 0.98))
-    length, batch = 8, 64
-    src = torch.tensor([[d.index(f"w{i}") for i in range(length)] + [d.eos()]] * batch)
-    g = torch.Generator().manual_seed(1)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        d = Dictionary()
+        for i in range(20):
+            d.add_symbol(f"w{i}")
+        args = argparse.Namespace(encoder_embed_dim=64, encoder_ffn_embed_dim=128, encoder_attention_heads=2,
+                                  prior_layers=1, posterior_layers=1, decoder_layers=1, dropout=0.0)
+        lanmt_tiny(args)
+        torch.manual_seed(0)
+        model = LatentNATModel.build_model(args, _Task(d))
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.9, 0.98))
+        length, batch = 8, 64
+        src = torch.tensor([[d.index(f"w{i}") for i in range(length)] + [d.eos()]] * batch)
+        src_lengths = torch.full((batch,), length + 1)
+        g = torch.Generator().manual_seed(1)
 
-    def targets():
-        words = torch.randint(d.index("w10"), d.index("w14"), (batch, length), generator=g)
-        return torch.cat([words, torch.full((batch, 1), d.eos())], 1)
+        def targets():
+            words = torch.randint(d.index("w10"), d.index("w14"), (batch, length), generator=g)
+            return torch.cat([words, torch.full((batch, 1), d.eos())], 1)
 
-    for _ in range(500):
-        out = model(src, torch.full((batch,), length + 1), tgt_tokens=targets(), label_smoothing=0.0)
-        loss = out["tokens"]["loss"].sum() + free_bits(out["kl"], out["src_mask"], 1.0).sum()
-        optimizer.zero_grad()
-        (loss / batch).backward()
-        optimizer.step()
-    model.eval()
-    with torch.no_grad():
-        y = targets()[:, :length]
-        enc = model.encode(src)
-        lengths = torch.full((batch,), length)
+        for _ in range(500):
+            out = model(src, src_lengths, tgt_tokens=targets(), label_smoothing=0.0)
+            loss = out["tokens"]["loss"].sum() + free_bits(out["kl"], out["src_mask"], 1.0).sum()
+            optimizer.zero_grad()
+            (loss / batch).backward()
+            optimizer.step()
+        model.eval()
+        with torch.no_grad():
+            full = targets()
+            y = full[:, :length]
+            enc = model.encode(src)
+            lengths = torch.full((batch,), length)
 
-        def accuracy(z):
-            return (model.decode_latent(enc, z, lengths).tokens[:, :length] == y).float().mean().item()
+            def accuracy(z):
+                return (model.decode_latent(enc, z, lengths).tokens[:, :length] == y).float().mean().item()
 
-        posterior = accuracy(model.posterior(enc, y, y.ne(d.pad()))[0])
-        prior = accuracy(model.prior(enc)[0])
-        kl = model(src, torch.full((batch,), length + 1), tgt_tokens=torch.cat(
-            [y, torch.full((batch, 1), d.eos())], 1))["kl"].mean().item()
+            posterior = accuracy(model.posterior(enc, y, y.ne(d.pad()))[0])
+            prior = accuracy(model.prior(enc)[0])
+            out = model(src, src_lengths, tgt_tokens=full)
+            kl = out["kl"][out["src_mask"]].mean().item()
+    finally:
+        torch.set_num_threads(threads)
     assert posterior >= 0.95 and prior <= 0.4, (posterior, prior)
-    assert kl <= 1.3, kl  # the information stays within the free budget (9 positions x 1 nat)
+    assert 0.7 <= kl <= 1.3, kl

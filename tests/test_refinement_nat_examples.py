@@ -91,8 +91,14 @@ def test_learning_curve_minutes_continue_across_a_resumed_run(tmp_path):
     spec = importlib.util.spec_from_file_location("learning_curve", EXAMPLES / "learning_curve.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    line = "| INFO | train_inner | epoch 001: loss=1.0, num_updates={}, lr=0.001, train_wall=3, wall={}"
+    line = "2026-12-05 {} | INFO | train_inner | epoch 001: loss=1.0, num_updates={}, lr=0.001, train_wall=3, wall={}"
     log = tmp_path / "train.log"
-    log.write_text("\n".join([line.format(25, 60), line.format(50, 120), "# resumed from checkpoint",
-                              line.format(75, 0), line.format(100, 90)]) + "\n")
-    assert module.wall_minutes(log) == {25: 1.0, 50: 2.0, 75: 2.0, 100: 3.5}
+    # fairseq restores the wall meter of a mid-epoch checkpoint without restarting it: wall=0 after the resumption
+    log.write_text("\n".join([
+        line.format("09:01:00", 25, 60), line.format("09:02:00", 50, 120),
+        "2026-12-05 10:00:00 | INFO | fairseq.trainer | Loaded checkpoint ck/checkpoint_last.pt (epoch 1 @ 50 updates)",
+        line.format("10:01:00", 75, 0), line.format("10:02:30", 100, 0)]) + "\n")
+    assert module.wall_minutes(log) == {25: 1.0, 50: 2.0, 75: 3.0, 100: 4.5}
+    # a run that was never resumed reads its walls
+    log.write_text("\n".join([line.format("09:01:00", 25, 60), line.format("09:05:00", 50, 90)]) + "\n")
+    assert module.wall_minutes(log) == {25: 1.0, 50: 1.5}

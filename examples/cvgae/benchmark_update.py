@@ -10,9 +10,10 @@ step) of three copies of the same model (``modules/edge_network_mpnn.py``):
 * ``symmetric``: the edge networks on the N (N + 1) / 2 pairs i <= j only, copied to both halves;
 * ``this release``: that, and the messages of one sample per molecule by elementwise products (the default).
 
-``--rounds`` alternates them (A B C A B C ...), each round ``--updates`` timed updates after ``--warmup`` untimed
-ones; the median over all timed updates is reported, with the ratios per round. The copies start from the same
-weights and see the same batches and posterior noise, so their first losses must agree (checked).
+``--rounds`` alternates them, the order rotated each round (A B C, B C A, C A B, ...), each round ``--updates``
+timed updates after ``--warmup`` untimed ones; the median over all timed updates is reported, with the speed-up per
+round. The copies start from the same weights and see the same batches, posterior noise and dropout masks, so their
+first losses must agree (checked). CPU only (``--cpu``), ``--threads`` torch threads.
 
     python examples/cvgae/benchmark_update.py work/cvgae_table/qm9 --threads 1 \\
         --out results/cvgae/cvgae_update_cost.json
@@ -42,6 +43,9 @@ def build(args):
     task = tasks.setup_task(cfg.task)
     task.load_dataset("train")
     ds = task.dataset("train")
+    if len(ds) < args.batches * args.batch_size:
+        raise SystemExit(f"{args.data}: the training split has {len(ds)} molecules, fewer than --batches "
+                         f"{args.batches} x --batch-size {args.batch_size}; lower them")
     batches = [ds.collater([ds[i] for i in range(k * args.batch_size, (k + 1) * args.batch_size)])
                for k in range(args.batches)]
     return task, cfg, batches
@@ -57,14 +61,15 @@ def main(argv=None) -> int:
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="more fairseq-train flags (last)")
+    p.add_argument("--extra", nargs=argparse.REMAINDER, default=[],
+                   help="more fairseq-train flags; everything after it is taken, so give it last")
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
     import torch
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(1)
-    task, cfg, batches = build(args)
+    task, cfg, batches = build(args)  # raises with the numbers when the split is too small
     base = task.build_model(cfg.model)
     criterion = task.build_criterion(cfg.criterion)
     models = {"before": base, "symmetric": copy.deepcopy(base), "this release": copy.deepcopy(base)}
@@ -90,9 +95,10 @@ def main(argv=None) -> int:
 
     times = {k: [] for k in models}
     per_round = []
-    for _ in range(args.rounds):
+    names = list(models)
+    for r in range(args.rounds):
         medians = {}
-        for name in models:
+        for name in names[r % len(names):] + names[: r % len(names)]:
             models[name].train()
             for _ in range(args.warmup):
                 update(name)

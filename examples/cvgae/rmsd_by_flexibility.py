@@ -104,6 +104,7 @@ def main(argv=None) -> int:
     refs = read_sdf(args.reference)
     rotatable = np.array([rdMolDescriptors.CalcNumRotatableBonds(m) for m in refs])
     methods: Dict[str, Sequence[Optional[Dict]]] = {}
+    plain_names: Dict[str, str] = {}  # "LABEL:method" -> method
     for spec in args.eval:
         if "=" not in spec:
             p.error(f"--eval {spec!r}: expected LABEL=FILE (e.g. mirror=results/cvgae/....json)")
@@ -114,10 +115,11 @@ def main(argv=None) -> int:
             if len(per_molecule) != len(refs):
                 p.error(f"{path}: {len(per_molecule)} molecules of {name} but {len(refs)} in {args.reference}; "
                         "pass the reference the evaluation was made against")
-            if args.dedupe and any(key.split(":", 1)[1] == name and rows == per_molecule
+            if args.dedupe and any(plain_names[key] == name and rows == per_molecule
                                    for key, rows in methods.items()):
                 continue
             methods[f"{label}:{name}"] = per_molecule
+            plain_names[f"{label}:{name}"] = name
     result = {"reference": args.reference, "evaluations": args.eval,
               "rotatable_bond_counts": {str(k): int(v) for k, v in zip(*np.unique(rotatable, return_counts=True))},
               "rows": breakdown(rotatable, methods, parse_groups(args.groups))}

@@ -13,8 +13,10 @@ appears twice, at positions 2k - 1 and 2k (0-based, end of edge k-1 and start of
   nodes).
 
 The model sees the probe at time ``--time`` (default 0.99: late, almost everything revealed) and is scored by the
-argmax of its unmasking distribution at the masked positions (both copies must be right for ``node``). ``chance``
-is what a uniform guess among the prompt's nodes would get on ``node`` (the mean of 1 / nodes in the graph).
+argmax of its unmasking distribution at the masked positions (both copies must be right for ``node``). Two guessing
+baselines for ``node``, averaged over the probes like the accuracy: ``chance`` = a uniform guess among the graph's
+nodes (1 / nodes), ``chance_informed`` = a uniform guess among the nodes not already revealed elsewhere in the
+target (what a model that copies perfectly but cannot read edges would get).
 
     python examples/flexmdm/probe_star_lookup.py DATA --path CKPT [--max-examples 300] --out probe.json
     python examples/flexmdm/probe_star_lookup.py DATA --path RUN/checkpoint_*_*.pt --out curve.json   # a curve
@@ -63,8 +65,9 @@ def argmax_at(model, src, tokens, t: float) -> torch.Tensor:
     return logits.argmax(-1)
 
 
-def probe(model, src: torch.Tensor, x1: torch.Tensor, t: float, repeats: int, seed: int) -> dict:
-    """Both probes on one collated batch (src (B, S) prompts, x1 (B, L) targets) -> the result fields."""
+def probe(model, src: torch.Tensor, x1: torch.Tensor, t: float, repeats: int, seed: int, special: int) -> dict:
+    """Both probes on one collated batch (src (B, S) prompts, x1 (B, L) targets) -> the result fields; tokens below
+    ``special`` are not graph nodes."""
     content_len = (x1.ne(model.pad) & x1.ne(model.eos) & x1.ne(model.bos)).sum(1)
     gen = torch.Generator().manual_seed(seed)
     right = total = 0
@@ -80,25 +83,44 @@ def probe(model, src: torch.Tensor, x1: torch.Tensor, t: float, repeats: int, se
             continue
         pred = argmax_at(model, src, tokens, t)
         ok = pred[:, [2 * k - 1, 2 * k]].eq(x1[:, [2 * k - 1, 2 * k]]).all(1)
-        per_node[k] = {"examples": int(valid.sum()), "accuracy": float(ok[valid].float().mean())}
+        naive, informed = guess_rates(src, tokens, valid, special)
+        per_node[k] = {"examples": int(valid.sum()), "accuracy": float(ok[valid].float().mean()),
+                       "chance": naive, "chance_informed": informed}
     n_node = sum(v["examples"] for v in per_node.values())
-    return {"single_token_accuracy": right / total,
-            "node_lookup_accuracy": sum(v["accuracy"] * v["examples"] for v in per_node.values()) / max(n_node, 1),
+
+    def pooled(key):
+        return sum(v[key] * v["examples"] for v in per_node.values()) / max(n_node, 1)
+
+    return {"single_token_accuracy": right / total, "node_lookup_accuracy": pooled("accuracy"),
+            "chance": pooled("chance"), "chance_informed": pooled("chance_informed"),
             "node_lookup_probes": n_node, "per_node": per_node}
 
 
-def chance(src: torch.Tensor, special: int) -> float:
-    """Mean over graphs of 1 / (distinct nodes in the prompt); src (B, S), tokens < ``special`` are not nodes."""
-    return float(sum(1.0 / max(len({t for t in row.tolist() if t >= special}), 1) for row in src) / len(src))
+def guess_rates(src: torch.Tensor, probe_tokens: torch.Tensor, valid: torch.Tensor,
+                special: int) -> Tuple[float, float]:
+    """Mean over the valid rows of 1 / (graph nodes) and of 1 / (graph nodes not revealed in ``probe_tokens``).
+
+    src (B, S) prompts, probe_tokens (B, L) the probe's target with the node masked, valid (B,) bool; tokens below
+    ``special`` (pad, EOS, ...) and the mask (not a prompt token) are not nodes."""
+    naive, informed = [], []
+    for row, target, ok in zip(src.tolist(), probe_tokens.tolist(), valid.tolist()):
+        if not ok:
+            continue
+        nodes = {t for t in row if t >= special}
+        unrevealed = nodes - set(target)
+        naive.append(1.0 / max(len(nodes), 1))
+        informed.append(1.0 / max(len(unrevealed), 1))
+    return sum(naive) / max(len(naive), 1), sum(informed) / max(len(informed), 1)
 
 
 def updates_of(path: str) -> int:
-    """The update count of a fairseq checkpoint: its optimizer history, else the file name (checkpoint_E_U.pt)."""
+    """The update count of a fairseq checkpoint: its optimizer history, else an interval checkpoint's file name
+    (checkpoint_E_U.pt), else -1."""
     state = torch.load(path, map_location="cpu", weights_only=False)
     history = state.get("optimizer_history") or [{}]
     if "num_updates" in history[-1]:
         return int(history[-1]["num_updates"])
-    m = re.search(r"_(\d+)\.pt$", path)
+    m = re.search(r"checkpoint_\d+_(\d+)\.pt$", path)
     return int(m.group(1)) if m else -1
 
 
@@ -126,11 +148,11 @@ def main(argv=None) -> int:
             batch = ds.collater([ds[i] for i in range(min(args.max_examples, len(ds)))])
         src, x1 = batch["net_input"]["src_tokens"], batch["target"]
         point = {"checkpoint": path, "num_updates": updates_of(path), "split": args.gen_subset,
-                 "examples": len(x1), "time": args.time, "chance": chance(src, task.source_dictionary.nspecial),
-                 **probe(model, src, x1, args.time, args.repeats, args.seed)}
+                 "examples": len(x1), "time": args.time,
+                 **probe(model, src, x1, args.time, args.repeats, args.seed, task.source_dictionary.nspecial)}
         points.append(point)
         print(json.dumps({k: point[k] for k in ("num_updates", "single_token_accuracy", "node_lookup_accuracy",
-                                                 "chance")}))
+                                                 "chance", "chance_informed")}))
     points.sort(key=lambda q: q["num_updates"])
     result = dict(points[0]) if len(points) == 1 else {"points": points}
     from iterref_fairseq.provenance import run_metadata

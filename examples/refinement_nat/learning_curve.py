@@ -30,21 +30,36 @@ from iterref_fairseq.cli.benchmark_nat import (build_generator, build_latent_gen
 UPDATE_LINE = re.compile(r"num_updates=(\d+).*?(?<![a-z_])wall=(\d+)")
 
 
+LOADED_LINE = re.compile(r"Loaded checkpoint .*\(epoch \d+ @ (\d+) updates\)")
+STAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)")
+
+
 def wall_minutes(log: Path) -> dict:
     """{update: wall-clock minutes since the start of training} from fairseq's simple-format log lines (``wall`` is
     cumulative; ``train_wall`` counts only the last log interval).
 
-    A run resumed from a checkpoint restarts ``wall`` at 0 in the same log: when it falls, the minutes before the
-    resumption are added to every later line (e.g. walls 0, 60, 120 | 0, 60 -> minutes 0, 1, 2, 2, 3)."""
-    minutes, offset, last = {}, 0, 0
+    A run resumed from a mid-epoch checkpoint in the same log (a ``Loaded checkpoint ... (epoch E @ U updates)``
+    line) gets its ``wall`` meter back from the checkpoint but never restarted, so it reads 0 from then on. After
+    such a line the minutes are those of the last line before it plus the time elapsed since the resumption, from
+    the lines' timestamps: walls 60, 120 | resumed at 10:00:00 | lines at 10:01:00 and 10:02:30 (wall=0) ->
+    minutes 1, 2, 3, 4.5."""
+    from datetime import datetime
+
+    minutes, last, resumed = {}, 0.0, None  # resumed: (timestamp of the resumption, minutes before it)
     for line in log.read_text(errors="replace").splitlines():
+        stamp = STAMP.match(line)
+        when = datetime.strptime(stamp.group(1), "%Y-%m-%d %H:%M:%S") if stamp else None
+        if LOADED_LINE.search(line) and when is not None:
+            resumed = (when, last)
+            continue
         m = UPDATE_LINE.search(line)
-        if m:
-            wall = int(m.group(2))
-            if wall < last:
-                offset += last
-            last = wall
-            minutes[int(m.group(1))] = (offset + wall) / 60.0
+        if not m:
+            continue
+        if resumed is not None and when is not None:
+            value = resumed[1] + (when - resumed[0]).total_seconds() / 60.0
+        else:
+            value = int(m.group(2)) / 60.0
+        minutes[int(m.group(1))] = last = value
     return minutes
 
 

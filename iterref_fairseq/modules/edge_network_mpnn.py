@@ -10,7 +10,9 @@ Blocks (all dense layers Glorot-uniform with zero bias, TensorFlow's defaults th
   (e_ij = e_ji: bond type, ring membership, graph distance, atom count, reference distance), so A_ij = A_ji and the
   network runs on the N (N + 1) / 2 pairs i <= j only (45 of 81 on QM9), then the result is copied to both
   halves; asymmetric inputs are checked for and evaluated in full. The edge networks dominate an update (d_h^2
-  outputs per pair), so this shortens a CVGAE update (measured in docs/cvgae.md).
+  outputs per pair); ``examples/cvgae/benchmark_update.py`` times the effect. Parameter gradients equal the full
+  evaluation's; a gradient with respect to the edge features themselves (none requires one here) would arrive
+  summed on the i <= j entries.
 * :class:`EdgeNetworkMPNN`: L steps of
 
       m_j = s * sum_i A_ij h_i          (i runs over all atoms, j itself included)
@@ -119,13 +121,13 @@ class EdgeNetworkMPNN(nn.Module):
         keep = node_mask.unsqueeze(1).unsqueeze(-1).to(h.dtype)
         B, S, N, d = h.shape
         a_rows = a.reshape(B * N, N * d, d)  # row i of the batch: [A_i1; ...; A_iN], a view (no copy)
-        elementwise = S == 1 and self.message_kernel == "auto"
+        elementwise = S == 1 and self.message_kernel == "auto" and h.device.type == "cpu"
         for _ in range(self.steps):
             # m_j = s sum_i A_ij h_i: per (b, i) the products A_ij h_i for all j, then the sum over i. With S = 1
-            # each product is a matrix-vector product, for which batched matmul is slow on CPU, above all in the
-            # backward pass (an outer product with inner size 1): broadcasting and a sum is ~4x faster there
-            # (B 20, N 9, d 50, one thread, forward + backward of one step: 7.6 ms against 30 ms). With S samples
-            # the matmul has inner size S and wins.
+            # (training) each product is a matrix-vector product, for which a batched matmul on CPU is slow, above
+            # all in the backward pass (outer products with inner size 1), so broadcasting and a sum is used there
+            # (timed by examples/cvgae/benchmark_update.py). With S samples (generation) the matmul has inner size
+            # S; on GPUs it is kept (not timed there).
             if elementwise:
                 per_i = (a_rows * h.reshape(B * N, 1, d)).sum(-1).view(B, N, N, d, 1)
             else:
