@@ -8,6 +8,7 @@
 #   bash examples/cvgae/qm9_cpu_table.sh                          # defaults below (~2.5 hours on 2 cores)
 #   MOLECULES=3000 TEST=100 NUM_CONFS=20 TRAIN_HOURS=0.1 EGFR=0 bash examples/cvgae/qm9_cpu_table.sh   # a look
 #   ALIGNMENT=mirror bash examples/cvgae/qm9_cpu_table.sh    # the mirror-invariant deviation, same data and baselines
+#   ALIGNMENT=mirror DROPOUT=0 MAX_UPDATE=12596 bash examples/cvgae/qm9_cpu_table.sh   # readout dropout 0, equal updates
 #
 # Resumes: existing data, checkpoints and generated files are kept (delete WORK to start over).
 set -euo pipefail
@@ -20,6 +21,8 @@ TRAIN_HOURS=${TRAIN_HOURS:-1.0}   # --stop-time-hours of the CVGAE training
 LR=${LR:-1e-3}                    # Adam learning rate (3e-4: val prior RMSD 1.14 at 2,000 updates; 1e-3: 0.91)
 SEED=${SEED:-1}
 ALIGNMENT=${ALIGNMENT:-proper}    # cvgae_loss --alignment: proper (thesis) or mirror (+ --handedness stereo)
+DROPOUT=${DROPOUT:-0.2}           # --readout-dropout (the thesis and reference: 0.2)
+MAX_UPDATE=${MAX_UPDATE:-0}       # > 0: also stop at this many updates (a comparison at equal updates)
 EGFR=${EGFR:-1}                   # also evaluate on egfr.sdf
 EGFR_CONFS=${EGFR_CONFS:-20}      # conformers per egfr molecule (ETKDG takes ~0.1 s per conformer there)
 WORKERS=${WORKERS:-2}             # baseline molecules in parallel (times are per-molecule process times)
@@ -34,6 +37,7 @@ DATA=$WORK/qm9
 VARIANT=""
 GEN_FLAGS=""
 if [ "$ALIGNMENT" = mirror ]; then VARIANT=_mirror; GEN_FLAGS="--handedness stereo"; fi
+if [ "$DROPOUT" != 0.2 ]; then VARIANT=${VARIANT}_drop$DROPOUT; fi
 export GEN_FLAGS
 CK=$WORK/cvgae_qm9_lr${LR}_s$SEED$VARIANT
 mkdir -p "$WORK" "$OUT_DIR"
@@ -48,7 +52,8 @@ if [ ! -f "$CK/train.done" ]; then
       --alignment "$ALIGNMENT" --optimizer adam --lr "$LR" --batch-size 20 --required-batch-size-multiple 1 --max-epoch 1000 \
       --stop-time-hours "$TRAIN_HOURS" --cpu --save-dir "$CK" --seed "$SEED" --log-format simple --log-interval 100 \
       --validate-interval-updates 500 --save-interval-updates 500 --keep-interval-updates 2 --no-epoch-checkpoints \
-      --best-checkpoint-metric prior_rmsd > "$CK/train.log" 2>&1
+      --best-checkpoint-metric prior_rmsd --readout-dropout "$DROPOUT" --max-update "$MAX_UPDATE" \
+      > "$CK/train.log" 2>&1
   touch "$CK/train.done"
 fi
 
