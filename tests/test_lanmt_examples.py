@@ -67,4 +67,17 @@ def test_learning_curve_of_a_lanmt_run(tiny_data, tmp_path):
     assert set(result["reference_at_true_length"]) == {"posterior mean", "prior mean", "delta step 1",
                                                        "delta step 2"}
     assert all(0 <= r["token_accuracy"] <= 1 for r in result["reference_at_true_length"].values())
-    assert len(result["delta_changed_fraction"]) == 2
+    assert len(result["delta_changed_fraction"]) == 2 and result["num_updates"] == 6
+    # several checkpoints: one point each, in the order given, with their update counts
+    res = subprocess.run([sys.executable, EXAMPLES / "lanmt" / "diagnose.py", tiny_data, "--path",
+                          run / "checkpoint_last.pt", *sorted(run.glob("checkpoint_*_3.pt")), "--max-examples", "10",
+                          "--steps", "1", "--out", diag], capture_output=True, text=True, env=_env(), timeout=1800)
+    assert res.returncode == 0, res.stderr[-3000:]
+    curve = json.loads(diag.read_text())
+    assert [q["num_updates"] for q in curve["points"]] == [6, 3] and curve["provenance"]["command"]
+    assert curve["points"][0]["reference_at_true_length"]["prior mean"] == result["reference_at_true_length"][
+        "prior mean"]
+    bad = subprocess.run([sys.executable, EXAMPLES / "lanmt" / "diagnose.py", tiny_data, "--path",
+                          run / "checkpoint_last.pt", run / "checkpoint_last.pt", "--score-path", "x.pt", "--out",
+                          diag], capture_output=True, text=True, env=_env(), timeout=600)
+    assert bad.returncode != 0 and "single --path" in bad.stderr

@@ -126,6 +126,7 @@ def main(argv=None) -> int:
     from iterref_fairseq.provenance import run_metadata
 
     result["provenance"] = run_metadata([sys.argv[0], *(argv if argv is not None else sys.argv[1:])])
+    result["provenance"]["note"] = "seed is null: a breakdown of existing evaluations, nothing is drawn"
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1))
     md = markdown(result)

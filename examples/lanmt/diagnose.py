@@ -17,11 +17,16 @@ distilled data):
 
     python examples/lanmt/diagnose.py DATA_BIN --path LANMT.pt [--score-path SCORE.pt] --gen-subset valid \\
         --max-examples 300 --out diag.json
+    python examples/lanmt/diagnose.py DATA_BIN --path RUN/checkpoint_*_*.pt --gen-subset train --out curve.json
+
+With several checkpoints (no ``--score-path``) the JSON holds one entry per checkpoint under ``points``, in the
+order given, and the markdown one row per checkpoint.
 """
 import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Optional
 
 import torch
 
@@ -46,7 +51,7 @@ def reference_scores(model, encoder_out, z, target):
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("data")
-    p.add_argument("--path", required=True, help="LaNMT checkpoint")
+    p.add_argument("--path", required=True, nargs="+", help="LaNMT checkpoint(s)")
     p.add_argument("--score-path", help="score network of that checkpoint (adds the score-step rows)")
     p.add_argument("--gen-subset", default="valid")
     p.add_argument("--max-examples", type=int, default=300)
@@ -54,8 +59,25 @@ def main(argv=None) -> int:
     p.add_argument("--step-size", type=float, default=0.8)
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
+    if args.score_path and len(args.path) > 1:
+        p.error("--score-path belongs to one LaNMT checkpoint: pass a single --path with it")
+    points = [diagnose(path, args) for path in args.path]
+    from iterref_fairseq.provenance import run_metadata
+
+    result = dict(points[0]) if len(points) == 1 else {"points": points}
+    result["provenance"] = run_metadata([sys.argv[0], *(argv if argv is not None else sys.argv[1:])], seed=1)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1))
+    lines = markdown(points[0]) if len(points) == 1 else curve_markdown(points)
+    args.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+def diagnose(path: str, args) -> dict:
+    """The diagnosis of one checkpoint (the fields listed in the module docstring)."""
     torch.manual_seed(1)
-    task, model = load_model(args.path, args.data, False, False)
+    task, model = load_model(path, args.data, False, False)
     task.load_dataset(args.gen_subset)
     scorer = task.load_score_network(args.score_path, model, args) if args.score_path else None
     rows = {}
@@ -107,8 +129,8 @@ def main(argv=None) -> int:
                     add(f"score step {step + 1}", reference_scores(model, enc, z, target))
     n_pos, n_sent = totals["positions"], totals["sentences"]
     mean_mu = totals["mu_q"] / (n_pos * model.latent_dim)
-    result = {
-        "checkpoint": args.path, "score_path": args.score_path, "split": args.gen_subset, "sentences": n_sent,
+    return {
+        "checkpoint": path, "num_updates": updates_of(path), "score_path": args.score_path, "split": args.gen_subset, "sentences": n_sent,
         "kl_per_position": totals["kl"] / n_pos, "sigma_prior": totals["sigma_p"] / n_pos,
         "sigma_posterior": totals["sigma_q"] / n_pos,
         "posterior_mean_spread": (totals["mu_q_sq"] / (n_pos * model.latent_dim) - mean_mu ** 2) ** 0.5,
@@ -117,11 +139,16 @@ def main(argv=None) -> int:
                                      for name, (c, nll, n) in rows.items()},
         "delta_changed_fraction": [c / n_sent for c in changed],
     }
-    from iterref_fairseq.provenance import run_metadata
 
-    result["provenance"] = run_metadata([sys.argv[0], *(argv if argv is not None else sys.argv[1:])], seed=1)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1))
+
+def updates_of(path: str) -> Optional[int]:
+    """The update count stored in a fairseq checkpoint (None when it has none)."""
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    history = state.get("optimizer_history") or [{}]
+    return history[-1].get("num_updates")
+
+
+def markdown(result: dict) -> list:
     lines = [f"KL per source position {result['kl_per_position']:.3f} nats; sigma prior {result['sigma_prior']:.2f}, "
              f"posterior {result['sigma_posterior']:.2f}; spread of E_q[z] {result['posterior_mean_spread']:.2f}; "
              f"length accuracy prior {result['length_accuracy']['prior mean']:.3f} / posterior "
@@ -130,9 +157,20 @@ def main(argv=None) -> int:
              "| latent (reference decoded at its true length) | token accuracy | NLL per token |", "|---|---|---|"]
     for name, r in result["reference_at_true_length"].items():
         lines.append(f"| {name} | {r['token_accuracy']:.3f} | {r['nll_per_token']:.3f} |")
-    args.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
-    return 0
+    return lines
+
+
+def curve_markdown(points: list) -> list:
+    lines = ["| checkpoint | updates | KL / position | token acc. posterior mean / prior mean / delta step 1 | "
+             "NLL posterior mean / prior mean / delta step 1 | length acc. prior |", "|---|---:|---:|---|---|---:|"]
+    for r in points:
+        ref = r["reference_at_true_length"]
+        names = ("posterior mean", "prior mean", "delta step 1")
+        acc = " / ".join(f"{ref[n]['token_accuracy']:.3f}" for n in names if n in ref)
+        nll = " / ".join(f"{ref[n]['nll_per_token']:.2f}" for n in names if n in ref)
+        lines.append(f"| {r['checkpoint']} | {r['num_updates']} | {r['kl_per_position']:.2f} | {acc} | {nll} | "
+                     f"{r['length_accuracy']['prior mean']:.2f} |")
+    return lines
 
 
 if __name__ == "__main__":
