@@ -55,6 +55,25 @@ def run_metadata(argv: Optional[Sequence[str]] = None, seed: Optional[int] = Non
     }
 
 
+def write_results(result: Dict[str, Any], out: Path, markdown: Optional[str] = None,
+                  argv: Optional[Sequence[str]] = None, seed: Optional[int] = None,
+                  note: Optional[str] = None) -> None:
+    """Attach :func:`run_metadata` (and ``note``, e.g. why ``seed`` is null) under ``result["provenance"]``, write
+    ``result`` as JSON to ``out`` (folders created) and, when given, ``markdown`` to ``out`` with ``.md``.
+
+    ``argv`` is the script's own arguments (``main(argv)``; default ``sys.argv[1:]``); the program name is added."""
+    import json
+
+    result["provenance"] = run_metadata([sys.argv[0], *(sys.argv[1:] if argv is None else argv)], seed=seed)
+    if note:
+        result["provenance"]["note"] = note
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1))
+    if markdown is not None:
+        out.with_suffix(".md").write_text(markdown)
+
+
 def _git(directory: Path, *args: str) -> Optional[str]:
     """stdout of ``git -C directory args`` (stripped), or None when git fails or is not installed."""
     try:

@@ -196,3 +196,17 @@ def test_results_commit_is_in_the_history(path):
     if commit is None:
         pytest.skip("commit is null (explained by the note)")
     assert git("cat-file", "-e", f"{commit}^{{commit}}").returncode == 0, f"{commit} is not a commit of this repository"
+
+
+def test_write_results_attaches_provenance_and_writes_json_and_markdown(tmp_path):
+    from iterref_fairseq.provenance import write_results
+
+    out = tmp_path / "sub" / "r.json"
+    write_results({"value": 3}, out, "| a |\n", argv=["--x", "1"], seed=7, note="why")
+    data = json.loads(out.read_text())
+    assert data["value"] == 3 and data["provenance"]["seed"] == 7 and data["provenance"]["note"] == "why"
+    assert shlex.split(data["provenance"]["command"])[1:] == ["--x", "1"]
+    assert (tmp_path / "sub" / "r.md").read_text() == "| a |\n"
+    write_results({"value": 4}, tmp_path / "s.json", argv=[])
+    assert not (tmp_path / "s.md").exists() and "note" not in json.loads((tmp_path / "s.json").read_text())[
+        "provenance"]

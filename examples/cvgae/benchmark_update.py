@@ -22,7 +22,6 @@ Writes JSON (``--out``) with provenance, and a markdown table beside it.
 """
 import argparse
 import copy
-import json
 import statistics
 import sys
 import time
@@ -122,17 +121,14 @@ def main(argv=None) -> int:
         "rounds_detail": per_round,
     }
     result["speedup"] = result["median_ms"]["before"] / result["median_ms"]["this release"]
-    from iterref_fairseq.provenance import run_metadata
+    from iterref_fairseq.provenance import write_results
 
-    result["provenance"] = run_metadata([sys.argv[0], *(argv if argv is not None else sys.argv[1:])], seed=1)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1))
     md = ["| variant | ms / update (median) | speed-up over before |", "|---|---:|---:|"]
     for k, v in result["median_ms"].items():
         md.append(f"| {k} | {v:.1f} | {result['median_ms']['before'] / v:.2f} |")
     md.append("")
     md.append("Speed-up of this release per round: " + ", ".join(f"{r['speedup']:.2f}" for r in per_round))
-    args.out.with_suffix(".md").write_text("\n".join(md) + "\n")
+    write_results(result, args.out, "\n".join(md) + "\n", argv, seed=1)
     print("\n".join(md))
     return 0
 

@@ -27,7 +27,6 @@ as ``iterref-generate-conformers --mmff`` (hydrogens placed by RDKit, ``MMFFOpti
 Writes OUT (JSON with provenance) and OUT with ``.md``.
 """
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
@@ -278,13 +277,10 @@ def main(argv=None) -> int:
                                  requested),
         "noise": noise_section(ref_mols, centres_of, args.noise, args.noise_copies, args.max_iters, args.seed),
     }
-    from iterref_fairseq.provenance import run_metadata
+    from iterref_fairseq.provenance import write_results
 
-    result["provenance"] = run_metadata([sys.argv[0], *(argv if argv is not None else sys.argv[1:])], seed=args.seed)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1))
     md = markdown(result)
-    args.out.with_suffix(".md").write_text(md)
+    write_results(result, args.out, md, argv, seed=args.seed)
     print(md)
     return 0
 

@@ -123,14 +123,11 @@ def main(argv=None) -> int:
     result = {"reference": args.reference, "evaluations": args.eval,
               "rotatable_bond_counts": {str(k): int(v) for k, v in zip(*np.unique(rotatable, return_counts=True))},
               "rows": breakdown(rotatable, methods, parse_groups(args.groups))}
-    from iterref_fairseq.provenance import run_metadata
+    from iterref_fairseq.provenance import write_results
 
-    result["provenance"] = run_metadata([sys.argv[0], *(argv if argv is not None else sys.argv[1:])])
-    result["provenance"]["note"] = "seed is null: a breakdown of existing evaluations, nothing is drawn"
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1))
     md = markdown(result)
-    args.out.with_suffix(".md").write_text(md)
+    write_results(result, args.out, md, argv,
+                  note="seed is null: a breakdown of existing evaluations, nothing is drawn")
     print(md)
     return 0
 

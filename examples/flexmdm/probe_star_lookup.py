@@ -26,7 +26,6 @@ the checkpoint), sorted by updates.
 """
 import argparse
 import json
-import re
 import sys
 from pathlib import Path
 from typing import Tuple
@@ -35,7 +34,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from iterref_fairseq.cli.common import load_checkpoint  # noqa: E402
+from iterref_fairseq.cli.common import checkpoint_updates, load_checkpoint, load_checkpoint_state  # noqa: E402
 
 
 def node_copies_masked(x1: torch.Tensor, content_len: torch.Tensor, k: int,
@@ -113,17 +112,6 @@ def guess_rates(src: torch.Tensor, probe_tokens: torch.Tensor, valid: torch.Tens
     return sum(naive) / max(len(naive), 1), sum(informed) / max(len(informed), 1)
 
 
-def updates_of(path: str) -> int:
-    """The update count of a fairseq checkpoint: its optimizer history, else an interval checkpoint's file name
-    (checkpoint_E_U.pt), else -1."""
-    state = torch.load(path, map_location="cpu", weights_only=False)
-    history = state.get("optimizer_history") or [{}]
-    if "num_updates" in history[-1]:
-        return int(history[-1]["num_updates"])
-    m = re.search(r"checkpoint_\d+_(\d+)\.pt$", path)
-    return int(m.group(1)) if m else -1
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("data")
@@ -138,7 +126,9 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     points, batch = [], None
     for path in args.path:
-        models, _cfg, task = load_checkpoint(path, args.data, "pass a star_graph FlexMDM checkpoint")
+        fix = "pass a star_graph FlexMDM checkpoint"
+        state = load_checkpoint_state(path, args.data, fix)  # one read: the model and its update count
+        models, _cfg, task = load_checkpoint(path, args.data, fix, state=state)
         model = models[0].eval()
         if not hasattr(model, "generator_outputs"):
             p.error(f"{path} is not a FlexMDM / LFlexMDM checkpoint (the AR baseline has no fill-in head)")
@@ -147,19 +137,17 @@ def main(argv=None) -> int:
             ds = task.datasets[args.gen_subset]
             batch = ds.collater([ds[i] for i in range(min(args.max_examples, len(ds)))])
         src, x1 = batch["net_input"]["src_tokens"], batch["target"]
-        point = {"checkpoint": path, "num_updates": updates_of(path), "split": args.gen_subset,
+        point = {"checkpoint": path, "num_updates": checkpoint_updates(state), "split": args.gen_subset,
                  "examples": len(x1), "time": args.time,
                  **probe(model, src, x1, args.time, args.repeats, args.seed, task.source_dictionary.nspecial)}
         points.append(point)
         print(json.dumps({k: point[k] for k in ("num_updates", "single_token_accuracy", "node_lookup_accuracy",
                                                  "chance", "chance_informed")}))
-    points.sort(key=lambda q: q["num_updates"])
+    points.sort(key=lambda q: q["num_updates"] or 0)
     result = dict(points[0]) if len(points) == 1 else {"points": points}
-    from iterref_fairseq.provenance import run_metadata
+    from iterref_fairseq.provenance import write_results
 
-    result["provenance"] = run_metadata([sys.argv[0], *(argv if argv is not None else sys.argv[1:])], seed=args.seed)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1))
+    write_results(result, args.out, argv=argv, seed=args.seed)
     return 0
 
 

@@ -23,16 +23,15 @@ With several checkpoints (no ``--score-path``) the JSON holds one entry per chec
 order given, and the markdown one row per checkpoint.
 """
 import argparse
-import json
 import sys
 from pathlib import Path
-from typing import Optional
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from iterref_fairseq.cli.benchmark_nat import batches, load_model  # noqa: E402
+from iterref_fairseq.cli.common import checkpoint_updates, load_checkpoint_state  # noqa: E402
 from iterref_fairseq.generators.latent import same_output  # noqa: E402
 from iterref_fairseq.models.lanmt import kl_gaussians, right_align  # noqa: E402
 
@@ -62,14 +61,11 @@ def main(argv=None) -> int:
     if args.score_path and len(args.path) > 1:
         p.error("--score-path belongs to one LaNMT checkpoint: pass a single --path with it")
     points = [diagnose(path, args) for path in args.path]
-    from iterref_fairseq.provenance import run_metadata
+    from iterref_fairseq.provenance import write_results
 
     result = dict(points[0]) if len(points) == 1 else {"points": points}
-    result["provenance"] = run_metadata([sys.argv[0], *(argv if argv is not None else sys.argv[1:])], seed=1)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1))
     lines = markdown(points[0]) if len(points) == 1 else curve_markdown(points)
-    args.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    write_results(result, args.out, "\n".join(lines) + "\n", argv, seed=1)
     print("\n".join(lines))
     return 0
 
@@ -77,7 +73,8 @@ def main(argv=None) -> int:
 def diagnose(path: str, args) -> dict:
     """The diagnosis of one checkpoint (the fields listed in the module docstring)."""
     torch.manual_seed(1)
-    task, model = load_model(path, args.data, False, False)
+    state = load_checkpoint_state(path, args.data, "pass --path LANMT_CHECKPOINT written by fairseq-train")
+    task, model = load_model(path, args.data, False, False, state=state)
     task.load_dataset(args.gen_subset)
     scorer = task.load_score_network(args.score_path, model, args) if args.score_path else None
     rows = {}
@@ -130,7 +127,7 @@ def diagnose(path: str, args) -> dict:
     n_pos, n_sent = totals["positions"], totals["sentences"]
     mean_mu = totals["mu_q"] / (n_pos * model.latent_dim)
     return {
-        "checkpoint": path, "num_updates": updates_of(path), "score_path": args.score_path, "split": args.gen_subset, "sentences": n_sent,
+        "checkpoint": path, "num_updates": checkpoint_updates(state), "score_path": args.score_path, "split": args.gen_subset, "sentences": n_sent,
         "kl_per_position": totals["kl"] / n_pos, "sigma_prior": totals["sigma_p"] / n_pos,
         "sigma_posterior": totals["sigma_q"] / n_pos,
         "posterior_mean_spread": (totals["mu_q_sq"] / (n_pos * model.latent_dim) - mean_mu ** 2) ** 0.5,
@@ -139,13 +136,6 @@ def diagnose(path: str, args) -> dict:
                                      for name, (c, nll, n) in rows.items()},
         "delta_changed_fraction": [c / n_sent for c in changed],
     }
-
-
-def updates_of(path: str) -> Optional[int]:
-    """The update count stored in a fairseq checkpoint (None when it has none)."""
-    state = torch.load(path, map_location="cpu", weights_only=False)
-    history = state.get("optimizer_history") or [{}]
-    return history[-1].get("num_updates")
 
 
 def markdown(result: dict) -> list:

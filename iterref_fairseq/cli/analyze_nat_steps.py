@@ -26,8 +26,9 @@ from typing import Dict, List
 import torch
 
 from .common import (CLIError, add_deprecated_flag, add_device_arguments, add_gen_subset_argument,
-                     add_max_examples_argument, check_file, check_out_dir, check_positive, console_main,
-                     load_checkpoint, new_parser, provenance, resolve_data, resolve_device, warn)
+                     add_max_examples_argument, check_file, check_out_dir, check_positive, checkpoint_updates,
+                     console_main, load_checkpoint, load_checkpoint_state, new_parser, provenance, resolve_data,
+                     resolve_device, warn)
 
 PROG = "iterref-analyze-nat-steps"
 
@@ -102,21 +103,12 @@ def _main(argv=None) -> int:
     if args.out:
         check_out_dir(args.out)
 
-    from fairseq import checkpoint_utils
-
-    import iterref_fairseq  # noqa: F401  (registers the model and task)
-    from iterref_fairseq.compat import CheckpointError
-
     device = resolve_device(args)
     rows = []
+    fix = "pass --path CHECKPOINT... of refinement_nat models"
     for path in checkpoints:
-        # one read of the file serves both the model and its update count
-        try:
-            state = checkpoint_utils.load_checkpoint_to_cpu(path, arg_overrides={"data": args.data})
-        except CheckpointError as err:  # names the path and the fix
-            raise CLIError(str(err)) from None
-        models, cfg, task = load_checkpoint(path, args.data, "pass --path CHECKPOINT... of refinement_nat models",
-                                            state=state)
+        state = load_checkpoint_state(path, args.data, fix)  # one read serves the model and its update count
+        models, cfg, task = load_checkpoint(path, args.data, fix, state=state)
         model = models[0].eval().to(device)
         if not hasattr(model, "refine_hidden"):
             raise CLIError(f"{path} is not a refinement_nat checkpoint (--path needs models trained with "
@@ -127,8 +119,7 @@ def _main(argv=None) -> int:
             raise CLIError(f"--gen-subset {args.gen_subset}: {err} (choose a split of DATA)") from None
         stats = step_statistics(model, task.dataset(args.gen_subset), args.max_examples, args.steps,
                                 args.batch_size, device)
-        updates = state.get("optimizer_history", [{}])[-1].get("num_updates")
-        rows.append({"checkpoint": str(path), "num_updates": updates, **stats})
+        rows.append({"checkpoint": str(path), "num_updates": checkpoint_updates(state), **stats})
 
     result = {"data": args.data, "split": args.gen_subset, "steps": args.steps, "rows": rows,
               "provenance": provenance(args)}

@@ -72,8 +72,9 @@ def parse_systems(spec: str, extra_kinds=(), latent_kinds=()) -> List[Tuple[str,
     return systems
 
 
-def load_model(path: str, data: str, use_cuda: bool, fp16: bool, flag: str = "--path"):
-    models, cfg, task = load_checkpoint(path, data, f"pass {flag} CHECKPOINT written by fairseq-train")
+def load_model(path: str, data: str, use_cuda: bool, fp16: bool, flag: str = "--path", state=None):
+    """(task, model in eval mode) of a checkpoint; ``state``: its already-read state (``load_checkpoint_state``)."""
+    models, cfg, task = load_checkpoint(path, data, f"pass {flag} CHECKPOINT written by fairseq-train", state=state)
     model = models[0]
     model.eval()
     if fp16:

@@ -211,6 +211,26 @@ def load_insertion_model(args, data: str, fix: str):
     return model.to(device), task, device
 
 
+def load_checkpoint_state(path, data: str, fix: str) -> dict:
+    """A fairseq checkpoint's state read once on CPU (pass it to :func:`load_checkpoint` as ``state``, and read its
+    update count with :func:`checkpoint_updates`); a missing or unreadable file is a :class:`CLIError`."""
+    check_file(path, "checkpoint", fix)
+    import iterref_fairseq  # noqa: F401  (registers the plugin, applies the checkpoint-loading shims)
+    from fairseq import checkpoint_utils
+
+    from ..compat import CheckpointError
+
+    try:
+        return checkpoint_utils.load_checkpoint_to_cpu(str(path), arg_overrides={"data": data})
+    except CheckpointError as err:  # names the path and the fix
+        raise CLIError(str(err)) from None
+
+
+def checkpoint_updates(state: dict) -> Optional[int]:
+    """The number of updates a loaded checkpoint state records (None when it has no optimizer history)."""
+    return (state.get("optimizer_history") or [{}])[-1].get("num_updates")
+
+
 def load_checkpoint(path, data: str, fix: str, overrides: Optional[dict] = None, state=None):
     """``(models, cfg, task)`` of a fairseq checkpoint with the plugin registered; a missing or unreadable
     checkpoint, or one that does not fit ``data`` (the models' ``dictionary mismatch`` / ``vocabulary mismatch``
