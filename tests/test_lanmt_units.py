@@ -29,9 +29,9 @@ def _dictionary(n=40):
     return d
 
 
-def _model(seed=0, dim=32):
+def _model(seed=0, dim=32, **extra):
     args = argparse.Namespace(encoder_embed_dim=dim, encoder_ffn_embed_dim=64, encoder_attention_heads=2,
-                              prior_layers=1, posterior_layers=1, decoder_layers=1, dropout=0.0)
+                              prior_layers=1, posterior_layers=1, decoder_layers=1, dropout=0.0, **extra)
     lanmt_tiny(args)
     torch.manual_seed(seed)
     return LatentNATModel.build_model(args, _Task(_dictionary())).eval()
@@ -143,6 +143,52 @@ def test_forward_spec_shapes_and_masks():
     assert out["kl"][~out["src_mask"]].abs().max() == 0 and (out["kl"][out["src_mask"]] >= -1e-5).all()
     # length class = target length - source length + M
     assert out["length"]["target"].tolist() == [3 - 3 + 50, 4 - 6 + 50]
+
+
+def _decoder_input(model, enc, z, lengths):
+    """The (B, T, d) tensor that enters the decoder stack, captured with a forward pre-hook."""
+    seen = {}
+    def keep(module, args):
+        seen["x"] = args[0].clone()  # returns None: the stack's arguments stay as they are
+
+    handle = model.decoder.register_forward_pre_hook(keep)
+    model.decoder_states(enc, z, lengths)
+    handle.remove()
+    return seen["x"]
+
+
+@pytest.mark.parametrize("copy_source", [False, True])
+def test_decoder_input_is_the_length_transformed_latent_and_optionally_the_source(copy_source):
+    """Eq. of the decoder input, by a loop over target slots: sum_j w_ij (W z_j + b [+ sqrt(d) E[x_j]]) / sqrt(2)
+    + pos_i / 2 + len / 2, w_ij proportional to exp(-(j - i n / L)^2 / 2 sigma^2) over the n real source slots."""
+    model = _model(decoder_source_copy=copy_source)
+    src = _sources(model, [4, 2])
+    enc = model.encode(src)
+    z = torch.randn(2, src.size(1), model.latent_dim, generator=torch.Generator().manual_seed(3))
+    lengths = torch.tensor([5, 3])
+    got = _decoder_input(model, enc, z, lengths)
+    tokens = right_align(src, model.src_pad)
+    sigma = float(model.length_transform.sigma)
+    pos = model.positions(5, torch.float32)
+    for b in range(2):
+        n = int(tokens[b].ne(model.src_pad).sum())  # content + EOS
+        for i in range(int(lengths[b])):
+            w = torch.tensor([np.exp(-(j - i * n / float(lengths[b])) ** 2 / (2 * sigma ** 2)) for j in range(n)])
+            w = w / w.sum()
+            vec = torch.zeros(model.dim)
+            for j in range(n):
+                item = model.latent_to_hidden.weight @ z[b, j] + model.latent_to_hidden.bias
+                if copy_source:
+                    item = item + model.dim ** 0.5 * model.embed_src.weight[tokens[b, j]]
+                vec += float(w[j]) * item
+            want = vec / 2 ** 0.5 + 0.5 * pos[i] + 0.5 * model.length_embed.weight[int(lengths[b])]
+            assert torch.allclose(got[b, i], want, atol=1e-4), (b, i)
+    # the source words reach the decoder input only with the flag
+    other = src.clone()
+    other[src.ne(model.src_pad) & src.ne(model.src_dict.eos())] = model.src_dict.nspecial
+    changed = not torch.allclose(_decoder_input(model, enc, z, lengths),
+                                 _decoder_input(model, {**enc, "tokens": right_align(other, model.src_pad)}, z, lengths))
+    assert changed == copy_source
 
 
 def test_decode_latent_is_argmax_of_the_output_distribution():

@@ -4,7 +4,7 @@
 #   1. LaNMT (lanmt_tiny) for LANMT_MINUTES minutes with interval checkpoints, as the `lanmt` system of
 #      examples/refinement_nat/compare-fairseq-nat.sh (same optimizer, schedule, batch and data as the refinement NAT
 #      and fairseq CMLM runs there) -> OUT/compare/lanmt-s$SEED
-#   2. one epoch with free-bits budget 0 at a constant lr of 1e-4 (the reference's fine-tuning) -> OUT/lanmt/ft
+#   2. one epoch with free-bits budget 0 at a constant lr of 1e-4 (the reference's fine-tuning) -> OUT/lanmt/ft (OUT/LANMT_SYSTEM/ft)
 #   3. the score and the energy network (lanmt_score_tiny) on the frozen fine-tuned model, SCORE_MINUTES each
 #   4. the table on the test book (Acts, 3 references) in one iterref-benchmark-nat run: AR beam 3 and 1, LaNMT
 #      prior mean, + delta, + energy, + score, + score + latent search (own score / AR teacher): BLEU, decoder passes,
@@ -15,10 +15,13 @@
 #   6. examples/lanmt/diagnose.py on the fine-tuned model: KL per source position, the reference's accuracy at its
 #      true length from the posterior mean, the prior mean and after delta / score steps
 #      -> RESULTS/lanmt_diagnosis_<date>.{json,md}
-# Knobs: OUT (work/demo), LANMT_MINUTES (30), SCORE_MINUTES (10), SEED (1), THREADS (1), SEARCH_SAMPLES (50),
+# Knobs: OUT (work/demo), LANMT_SYSTEM (lanmt; lanmt-copy trains with the named deviation --decoder-source-copy,
+#   writes its stages to OUT/lanmt-copy and its results as lanmt_copy_*), LANMT_MINUTES (30), SCORE_MINUTES (10),
+#   SEED (1), THREADS (1), SEARCH_SAMPLES (50),
 #   SPEED_SENTENCES (100), CURVE_RUNS (the other runs of OUT/compare on the curve: "nat-s1 nat-curr-s1 cmlm-s1"),
 #   CURVE_REUSE (a learning_curve.py JSON whose BLEU values are reused: OUT/compare/learning_curves.json),
-#   RESULTS (results/lanmt), PYTHON.
+#   RESULTS (results/lanmt), PYTHON; LANMT_BUDGET_UPDATES (3600) is passed to compare-fairseq-nat.sh (the free-bits
+#   budget is 1 for the first half of these updates, then falls linearly to 0).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-work/demo}
@@ -34,57 +37,65 @@ PYTHON=${PYTHON:-python}
 USER_DIR=$PWD/iterref_fairseq
 DATA=$OUT/bible
 DATE=$(date -u +%Y-%m-%d)
-RUN=$OUT/compare/lanmt-s$SEED
+LANMT_SYSTEM=${LANMT_SYSTEM:-lanmt}
+case "$LANMT_SYSTEM" in
+  lanmt) MODEL_FLAGS=() ;;
+  lanmt-copy) MODEL_FLAGS=(--decoder-source-copy) ;;
+  *) echo "$0: LANMT_SYSTEM must be lanmt or lanmt-copy (got $LANMT_SYSTEM)" >&2; exit 2 ;;
+esac
+NAME=${LANMT_SYSTEM//-/_}                 # results: RESULTS/${NAME}_bible_<date>.json, ...
+STAGES=$OUT/$LANMT_SYSTEM                 # fine-tuned model, score and energy networks
+RUN=$OUT/compare/$LANMT_SYSTEM-s$SEED
 log() { echo "[lanmt-bible $(date +%H:%M:%S)] $*" >&2; }
 hours() { "$PYTHON" -c "print($1 / 60)"; }
 [ -f "$OUT/distill/bin/dict.en.txt" ] || { echo "$0: run make demo first (missing $OUT/distill/bin)" >&2; exit 1; }
-mkdir -p "$OUT/lanmt" "$RESULTS"
+mkdir -p "$STAGES" "$RESULTS"
 export OMP_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS
 
 log "1/6 LaNMT for $LANMT_MINUTES minutes"
-SYSTEMS=lanmt SEEDS=$SEED NAT_MINUTES=$LANMT_MINUTES DECODE=0 PARALLEL=1 THREADS=$THREADS PYTHON=$PYTHON OUT=$OUT \
+SYSTEMS=$LANMT_SYSTEM SEEDS=$SEED NAT_MINUTES=$LANMT_MINUTES DECODE=0 PARALLEL=1 THREADS=$THREADS PYTHON=$PYTHON OUT=$OUT \
   bash examples/refinement_nat/compare-fairseq-nat.sh
 
 COMMON=(--user-dir "$USER_DIR" --task translation_refine --optimizer adam --adam-betas '(0.9,0.98)'
   --max-tokens 2048 --cpu --no-epoch-checkpoints --disable-validation --log-format simple --log-interval 25
   --seed "$SEED")
-if [ ! -f "$OUT/lanmt/ft/.trained" ]; then
+if [ ! -f "$STAGES/ft/.trained" ]; then
   log "2/6 one epoch with budget 0, lr 1e-4"
-  fairseq-train "$OUT/distill/bin" "${COMMON[@]}" --arch lanmt_tiny --criterion lanmt_loss --dropout 0.0 \
+  fairseq-train "$OUT/distill/bin" "${COMMON[@]}" --arch lanmt_tiny --criterion lanmt_loss --dropout 0.0 "${MODEL_FLAGS[@]}" \
     --kl-budget 0 --kl-budget-schedule constant --lr 1e-4 --lr-scheduler fixed --max-epoch 1 \
-    --finetune-from-model "$RUN/checkpoint_last.pt" --save-dir "$OUT/lanmt/ft" > "$OUT/lanmt/ft.log" 2>&1
-  touch "$OUT/lanmt/ft/.trained"
+    --finetune-from-model "$RUN/checkpoint_last.pt" --save-dir "$STAGES/ft" > "$STAGES/ft.log" 2>&1
+  touch "$STAGES/ft/.trained"
 fi
 for param in score energy; do
-  if [ -f "$OUT/lanmt/$param/.trained" ]; then continue; fi
+  if [ -f "$STAGES/$param/.trained" ]; then continue; fi
   log "3/6 $param network for $SCORE_MINUTES minutes"
   fairseq-train "$OUT/distill/bin" "${COMMON[@]}" --arch lanmt_score_tiny --score-param "$param" \
-    --criterion lanmt_score_loss --lanmt-path "$OUT/lanmt/ft/checkpoint_last.pt" --dropout 0.0 --lr 1e-3 \
+    --criterion lanmt_score_loss --lanmt-path "$STAGES/ft/checkpoint_last.pt" --dropout 0.0 --lr 1e-3 \
     --lr-scheduler inverse_sqrt --warmup-updates 150 --max-update 100000 \
     --self-step-from-update "${SELF_STEP_FROM:-300}" --stop-time-hours "$(hours "$SCORE_MINUTES")" \
-    --save-dir "$OUT/lanmt/$param" > "$OUT/lanmt/$param.log" 2>&1
-  touch "$OUT/lanmt/$param/.trained"
+    --save-dir "$STAGES/$param" > "$STAGES/$param.log" 2>&1
+  touch "$STAGES/$param/.trained"
 done
 
 log "4/6 the table on the test book"
 "$PYTHON" -m iterref_fairseq.cli.benchmark_nat "$DATA/bin" --cpu --threads "$THREADS" \
-  --ar-path "$OUT/ar/checkpoint_last.pt" --latent "lanmt=$OUT/lanmt/ft/checkpoint_last.pt" \
-  --score-path "$OUT/lanmt/score/checkpoint_last.pt" --energy-path "$OUT/lanmt/energy/checkpoint_last.pt" \
+  --ar-path "$OUT/ar/checkpoint_last.pt" --latent "lanmt=$STAGES/ft/checkpoint_last.pt" \
+  --score-path "$STAGES/score/checkpoint_last.pt" --energy-path "$STAGES/energy/checkpoint_last.pt" \
   --systems ar:3,ar:1,lanmt:prior,lanmt:delta,lanmt:energy,lanmt:score,lanmt:score+search,lanmt:score+search+ar \
   --latent-search-samples "$SEARCH_SAMPLES" --speed-base "AR b=3" --speed-sentences "$SPEED_SENTENCES" \
-  --refs "$DATA/test.ref.en.k" "$DATA/test.ref.en.4" "$DATA/test.ref.en.3" --out "$RESULTS/lanmt_bible_$DATE.json"
+  --refs "$DATA/test.ref.en.k" "$DATA/test.ref.en.4" "$DATA/test.ref.en.3" --out "$RESULTS/${NAME}_bible_$DATE.json"
 
 log "5/6 learning curves (first 300 validation verses)"
-RUNS=(--latent "lanmt-s$SEED=$RUN")
+RUNS=(--latent "$LANMT_SYSTEM-s$SEED=$RUN")
 for r in $CURVE_RUNS; do [ -d "$OUT/compare/$r" ] && RUNS+=(--run "$r=$OUT/compare/$r"); done
 REUSE=()
 CURVE_REUSE=${CURVE_REUSE:-$OUT/compare/learning_curves.json}
 [ -f "$CURVE_REUSE" ] && REUSE=(--reuse "$CURVE_REUSE")
 "$PYTHON" examples/refinement_nat/learning_curve.py "$DATA/bin" "${RUNS[@]}" "${REUSE[@]}" --gen-subset valid \
   --refs "$DATA/valid.ref.en.k" "$DATA/valid.ref.en.4" "$DATA/valid.ref.en.3" --max-examples 300 --idec 1,10 \
-  --reference-ar "$OUT/ar/checkpoint_last.pt" --reference-beam 3 --out "$RESULTS/lanmt_learning_curves_$DATE.json"
+  --reference-ar "$OUT/ar/checkpoint_last.pt" --reference-beam 3 --out "$RESULTS/${NAME}_learning_curves_$DATE.json"
 log "6/6 diagnosis: what the latents carry, what each step changes (first 300 validation verses)"
-"$PYTHON" examples/lanmt/diagnose.py "$DATA/bin" --path "$OUT/lanmt/ft/checkpoint_last.pt" \
-  --score-path "$OUT/lanmt/score/checkpoint_last.pt" --gen-subset valid --max-examples 300 \
-  --out "$RESULTS/lanmt_diagnosis_$DATE.json"
-log "done: $RESULTS/lanmt_bible_$DATE.md, $RESULTS/lanmt_learning_curves_$DATE.md, $RESULTS/lanmt_diagnosis_$DATE.md"
+"$PYTHON" examples/lanmt/diagnose.py "$DATA/bin" --path "$STAGES/ft/checkpoint_last.pt" \
+  --score-path "$STAGES/score/checkpoint_last.pt" --gen-subset valid --max-examples 300 \
+  --out "$RESULTS/${NAME}_diagnosis_$DATE.json"
+log "done: $RESULTS/${NAME}_bible_$DATE.md, $RESULTS/${NAME}_learning_curves_$DATE.md, $RESULTS/${NAME}_diagnosis_$DATE.md"

@@ -24,6 +24,8 @@
 #   lanmt      LaNMT (lanmt_tiny: d 128, ffn 512, 4 heads, 2 layers per stack, latent dim 8), free-bits budget 1
 #              annealed to 0 over LANMT_BUDGET_UPDATES (3600) updates; trained only (decode it with
 #              examples/lanmt/bible.sh, which also fine-tunes it and trains its score network)
+#   lanmt-copy lanmt with --decoder-source-copy (a named deviation: the decoder input also carries the source
+#              embeddings through the length transform; docs/lanmt.md)
 # Knobs: OUT (work/demo), NAT_MINUTES (14), SEEDS ("1 2"), SYSTEMS ("nat cmlm"), PARALLEL (2), THREADS (1),
 #        CKPT_UPDATES (200), CURRICULUM_UPDATES (600), GLANCE_UPDATES (2000), SPEED_SENTENCES (100), NAT_EXTRA (extra flags for nat*),
 #        DECODE (1: decode and draw curves after training; 0: train only, e.g. to add systems to a later run),
@@ -78,7 +80,9 @@ flags_of() {  # the fairseq-train flags of system $1
                 --dae-ratio 0.5 --pred-length-offset" ;;
     lanmt) echo "--task translation_refine --arch lanmt_tiny --criterion lanmt_loss --kl-budget-updates \
                  ${LANMT_BUDGET_UPDATES:-3600}" ;;
-    *) echo "unknown system $1 (nat, nat-curr, nat-glat, nat-glat-curr, nat-raw, nat-pdae0, nat-0.2, cmlm, inat, ar, lanmt)" >&2; return 1 ;;
+    lanmt-copy) echo "--task translation_refine --arch lanmt_tiny --criterion lanmt_loss --kl-budget-updates \
+                 ${LANMT_BUDGET_UPDATES:-3600} --decoder-source-copy" ;;
+    *) echo "unknown system $1 (nat, nat-curr, nat-glat, nat-glat-curr, nat-raw, nat-pdae0, nat-0.2, cmlm, inat, ar, lanmt, lanmt-copy)" >&2; return 1 ;;
   esac
 }
 
@@ -92,7 +96,7 @@ train_one() {  # system seed
   mkdir -p "$dir"
   local flags dims=("${DIMS[@]}")
   flags=$(flags_of "$1")
-  [ "$1" = lanmt ] && dims=()  # lanmt_tiny has the same sizes under its own flag names
+  case "$1" in lanmt*) dims=() ;; esac  # lanmt_tiny has the same sizes under its own flag names
   # shellcheck disable=SC2086
   OMP_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS fairseq-train "$(data_of "$1")" --user-dir "$USER_DIR" \
     "${dims[@]}" "${COMMON[@]}" $flags --seed "$2" --save-dir "$dir" > "$dir/train.log" 2>&1

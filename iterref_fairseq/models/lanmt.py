@@ -13,6 +13,11 @@ One 8-dimensional diagonal Gaussian latent per SOURCE position:
   then h / sqrt(2) + 1/2 positional encoding + 1/2 length embedding, a non-causal cross-encoder with the extra skip
   connection attending to the prior states, and an output projection; argmax per position.
 
+Named deviation, off by default (``--decoder-source-copy``): h = Linear(D, d)(z) + sqrt(d) E[x], i.e. the length
+transform also carries the scaled source token embeddings to the target slots, the soft copy that the refinement
+NAT's decoder 1 reads. LaNMT's decoder sees the source only through cross-attention; on the CPU budgets of
+docs/lanmt.md its outputs repeat the most frequent token in every middle slot (see there for the measurement).
+
 ``forward`` computes the training terms (``criterions/lanmt_loss.py`` adds the free-bits KL and the length loss).
 Decoding hooks for ``generators/latent.py`` (the generator never names this class):
 
@@ -113,6 +118,11 @@ class LatentNATModel(HubLoadable, BaseFairseqModel):
                                  "mu 0, sigma 0.69, KL 0) or 'xavier' (the reference: KL ~46 nats per position at "
                                  "the first update, whose gradient inflates sigma; see docs/lanmt.md)")
         parser.add_argument("--dropout", type=float, metavar="P", help="dropout probability")
+        parser.add_argument("--decoder-source-copy", action="store_true",
+                            help="named deviation: the decoder input also carries the source token embeddings, "
+                                 "moved to the target slots by the length transform (a soft copy, as the "
+                                 "refinement NAT's decoder 1); LaNMT's decoder reads the source only through "
+                                 "cross-attention. Off by default; see docs/lanmt.md")
         parser.add_argument("--share-decoder-input-output-embed", action="store_true",
                             help="tie the output projection to the target embedding (the reference keeps them "
                                  "apart)")
@@ -198,7 +208,10 @@ class LatentNATModel(HubLoadable, BaseFairseqModel):
 
     def decoder_states(self, encoder_out: Dict, z: torch.Tensor, tgt_lengths: torch.Tensor):
         """p(y|x,z,L_y) up to the output projection: (B, T, d) states and the (B, T) target mask."""
-        h, tgt_mask = self.length_transform(self.latent_to_hidden(z), encoder_out["mask"], tgt_lengths)
+        h = self.latent_to_hidden(z)
+        if getattr(self.args, "decoder_source_copy", False):  # named deviation (module docstring): z and the source words side by side
+            h = h + self.embed_scale * self.embed_src(encoder_out["tokens"])
+        h, tgt_mask = self.length_transform(h, encoder_out["mask"], tgt_lengths)
         pos = self.positions(h.size(1), h.dtype).unsqueeze(0)
         length = self.length_embed(tgt_lengths.clamp(max=self.args.max_target_positions)).unsqueeze(1)
         x = h / math.sqrt(2.0) + 0.5 * pos + 0.5 * length  # no dropout here, as the reference
@@ -265,6 +278,7 @@ def lanmt_base(args):
     args.max_length_offset = getattr(args, "max_length_offset", None) or 50
     args.dropout = getattr(args, "dropout", None)
     args.dropout = 0.1 if args.dropout is None else args.dropout
+    args.decoder_source_copy = getattr(args, "decoder_source_copy", False)
     args.share_decoder_input_output_embed = getattr(args, "share_decoder_input_output_embed", False)
     args.share_all_embeddings = getattr(args, "share_all_embeddings", False)
     args.max_source_positions = getattr(args, "max_source_positions", None) or 1024
