@@ -1,4 +1,5 @@
-"""examples/refinement_nat/table33.py: Table 3.3 from two benchmark JSONs (repeats removed / kept)."""
+"""Two scripts of examples/refinement_nat on hand-made files: table33.py (Table 3.3 from two benchmark JSONs, repeats
+removed / kept) and distilled_stats.py (how distilled targets differ from the references)."""
 import importlib.util
 import json
 
@@ -66,5 +67,45 @@ def test_a_missing_setting_and_mixed_up_files_are_named(tmp_path):
         module.main(["--removed", str(b), "--kept", str(a), "--out", str(tmp_path / "o.json"), "--row", ROWS[0]])
     with pytest.raises(SystemExit, match="expected NAME=DATA,PDAE"):
         module.parse_row("nat-s1")
-    with pytest.raises(SystemExit, match="DATA must be"):
-        module.parse_row("nat-s1=distil,0.5")
+    with pytest.raises(SystemExit, match="must not be empty"):
+        module.parse_row("nat-s1=,0.5")
+
+
+def test_every_distilled_data_is_contrasted_with_raw():
+    module = _module()
+    removed = dict(REMOVED, **{"nat-b4-s1": (6.0, 8.0, 8.1)})
+    kept = dict(KEPT, **{"nat-b4-s1": (5.0, 7.0, 7.0)})
+    rows = [module.parse_row(r) for r in ROWS + ["nat-b4-s1=distilled-beam4,0.5"]]
+    table = module.build(_benchmark(removed, True), _benchmark(kept, False), rows)
+    assert table["contrasts_bleu_idec10"]["distillation (distilled-beam4 - raw)"] == pytest.approx(5.5)
+    assert table["contrasts_bleu_idec10"]["distillation (distilled - raw)"] == pytest.approx(3.5)
+    assert len(table["lines"]) == 8
+
+
+def _stats_module():
+    spec = importlib.util.spec_from_file_location("distilled_stats",
+                                                  REPO / "examples" / "refinement_nat" / "distilled_stats.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_distilled_target_statistics_on_hand_made_text(tmp_path):
+    ref = tmp_path / "ref.en"
+    ref.write_text("a b c d\ne f g h\n")
+    loop = tmp_path / "loop.en"
+    loop.write_text("a a a a\nx y z x y z x y z\n")  # 3 of 13 tokens repeat the one before; sentence 2 loops
+    out = tmp_path / "stats.json"
+    _stats_module().main(["--reference", str(ref), "--distilled", f"greedy={loop}", "--out", str(out)])
+    result = json.loads(out.read_text())
+    refs, greedy = result["targets"]["references"], result["targets"]["greedy"]
+    assert refs["consecutive_repeats"] == 0 and refs["looping_sentences"] == 0 and refs["types"] == 8
+    assert greedy["consecutive_repeats"] == pytest.approx(3 / 13)
+    assert greedy["looping_sentences"] == pytest.approx(0.5)  # "a a a a" has the 3-gram (a, a, a) only twice
+    assert greedy["types"] == 4 and greedy["mean_length"] == pytest.approx(6.5)
+    assert greedy["length_ratio_mean"] == pytest.approx((1 + 9 / 4) / 2)
+    assert result["provenance"]["note"]
+    short = tmp_path / "short.en"
+    short.write_text("a b\n")
+    with pytest.raises(SystemExit, match="must pair with the references line by line"):
+        _stats_module().main(["--reference", str(ref), "--distilled", f"x={short}", "--out", str(out)])

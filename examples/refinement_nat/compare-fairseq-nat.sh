@@ -18,6 +18,7 @@
 #   nat-glat-curr  nat-glat with the curriculum of nat-curr
 #   nat-raw    nat trained on the raw (not distilled) targets      } with the decoding options, the Bible
 #   nat-pdae0  nat without the DAE term (pDAE 0)                   } version of thesis Table 3.3
+#   nat-b4     nat on targets distilled with the teacher's beam 4  } (OUT/distill-beam4, made by table33.sh)
 #   cmlm       fairseq cmlm_transformer (mask-predict), label smoothing 0.1
 #   inat       fairseq iterative_nonautoregressive_transformer (one shared decoder; itrain 4, pDAE 0.5)
 #   ar         the AR teacher's recipe (fairseq transformer on the raw targets), for its learning curve (greedy)
@@ -72,6 +73,7 @@ flags_of() {  # the fairseq-train flags of system $1
                    ${GLANCE_UPDATES:-2000} --refine-from-update $CURRICULUM_UPDATES $NAT_EXTRA" ;;
     nat-raw) echo "${NAT[@]} $NAT_EXTRA" ;;
     nat-pdae0) echo "${NAT[@]} --dae-prob 0 $NAT_EXTRA" ;;
+    nat-b4) echo "${NAT[@]} $NAT_EXTRA" ;;
     nat-0.2) echo "${NAT[@]} --decoder-connections highway --corruption-schedule constant --corruption-prob 0.5" ;;
     cmlm) echo "${FAIRSEQ[@]} --arch cmlm_transformer --noise random_mask" ;;
     ar) echo "--task translation --arch transformer --share-all-embeddings --dropout 0.1 \
@@ -82,12 +84,12 @@ flags_of() {  # the fairseq-train flags of system $1
                  ${LANMT_BUDGET_UPDATES:-3600}" ;;
     lanmt-copy) echo "--task translation_refine --arch lanmt_tiny --criterion lanmt_loss --kl-budget-updates \
                  ${LANMT_BUDGET_UPDATES:-3600} --decoder-source-copy" ;;
-    *) echo "unknown system $1 (nat, nat-curr, nat-glat, nat-glat-curr, nat-raw, nat-pdae0, nat-0.2, cmlm, inat, ar, lanmt, lanmt-copy)" >&2; return 1 ;;
+    *) echo "unknown system $1 (nat, nat-curr, nat-glat, nat-glat-curr, nat-raw, nat-pdae0, nat-b4, nat-0.2, cmlm, inat, ar, lanmt, lanmt-copy)" >&2; return 1 ;;
   esac
 }
 
-data_of() {  # the training data of system $1: distilled targets, except nat-raw
-  case "$1" in nat-raw|ar) echo "$DATA/bin" ;; *) echo "$OUT/distill/bin" ;; esac
+data_of() {  # the training data of system $1: greedy-distilled targets, except nat-raw, nat-b4 and ar
+  case "$1" in nat-raw|ar) echo "$DATA/bin" ;; nat-b4) echo "$OUT/distill-beam4/bin" ;; *) echo "$OUT/distill/bin" ;; esac
 }
 
 train_one() {  # system seed

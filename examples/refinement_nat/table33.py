@@ -2,10 +2,12 @@
 removes consecutive repeated tokens from the outputs (the default) and one with ``--keep-repeats``.
 
 Each ``--row NAME=DATA,PDAE`` names a system of both runs (``NAME:1``, ``NAME:10``, ``NAME:adaptive`` in their
-``--systems``) and the recipe it was trained with: DATA is ``distilled`` or ``raw``, PDAE the probability of the DAE
-term. The table has one line per system and repeat setting, with BLEU at idec 1 and 10 and adaptive (mean decoder
-passes in brackets), and the thesis's three contrasts underneath (distillation, pDAE, repeat removal) as BLEU
-differences at idec 10 against the first row.
+``--systems``) and the recipe it was trained with: DATA names the training targets (``raw``, ``distilled``, or
+e.g. ``distilled-beam4``), PDAE the probability of the DAE term. The table has one line per system and repeat
+setting, with BLEU at idec 1 and 10 and adaptive (mean decoder passes in brackets), and the thesis's three contrasts
+underneath as BLEU differences at idec 10: distillation (each other DATA against ``raw``, same pDAE as the first
+row), pDAE (the first row against the first row with its DATA and another pDAE) and repeat removal (the first row,
+removed against kept).
 
     python examples/refinement_nat/table33.py --removed removed.json --kept kept.json \
         --row nat-s1=distilled,0.5 --row nat-raw-s1=raw,0.5 --row nat-pdae0-s1=distilled,0 \
@@ -31,8 +33,8 @@ def parse_row(text: str) -> Dict:
         pdae_value = float(pdae)
     except ValueError:
         raise SystemExit(f"--row {text!r}: expected NAME=DATA,PDAE, e.g. nat-s1=distilled,0.5")
-    if data not in ("distilled", "raw"):
-        raise SystemExit(f"--row {text!r}: DATA must be 'distilled' or 'raw'")
+    if not data or not name:
+        raise SystemExit(f"--row {text!r}: NAME and DATA must not be empty (DATA: 'raw', 'distilled', ...)")
     return {"name": name, "data": data, "pdae": pdae_value}
 
 
@@ -64,7 +66,9 @@ def build(removed: Dict, kept: Dict, rows: Sequence[Dict], removed_path: str = "
     contrasts = {}
     raw = find(data="raw", pdae=base["pdae"], repeats="removed")
     if raw is not None:
-        contrasts["distillation (distilled - raw)"] = at10(base) - at10(raw)
+        for line in lines:
+            if line["repeats"] == "removed" and line["pdae"] == base["pdae"] and line["data"] != "raw":
+                contrasts[f"distillation ({line['data']} - raw)"] = at10(line) - at10(raw)
     other_pdae = next((x for x in lines if x["data"] == base["data"] and x["pdae"] != base["pdae"]
                        and x["repeats"] == "removed"), None)
     if other_pdae is not None:

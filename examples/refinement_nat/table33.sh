@@ -3,9 +3,10 @@
 # of compare-fairseq-nat.sh trained three ways for NAT_MINUTES each (system nat: distilled targets, pDAE 0.5;
 # nat-raw: raw targets; nat-pdae0: no DAE term), then the test book decoded at idec 1 / 10 / adaptive with the
 # repeated tokens removed (default) and kept, in two iterref-benchmark-nat runs, and one table with the thesis's
-# three contrasts -> RESULTS/bible_table33_<date>.{json,md}.
-# Knobs: OUT (work/demo), SEED (1), NAT_MINUTES (14), THREADS (1), PARALLEL (1: runs side by side), RESULTS
-#   (results/refinement_nat), PYTHON. Trained runs (OUT/compare/<system>-s<seed>/.trained) are reused.
+# three contrasts -> RESULTS/bible_table33_<date>.{json,md}. With BEAM4=1 (default) a fourth system, nat-b4: the
+# training targets distilled again with the teacher's beam 4 (OUT/distill-beam4; the demo distills greedily).
+# Knobs: OUT (work/demo), SEED (1), NAT_MINUTES (14), THREADS (1), PARALLEL (1: runs side by side), BEAM4 (1),
+#   RESULTS (results/refinement_nat), PYTHON. Trained runs (OUT/compare/<system>-s<seed>/.trained) are reused.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-work/demo}
@@ -21,12 +22,24 @@ DATE=$(date -u +%Y-%m-%d)
 log() { echo "[table33 $(date +%H:%M:%S)] $*" >&2; }
 [ -f "$OUT/distill/bin/dict.en.txt" ] || { echo "$0: run make demo first (missing $OUT/distill/bin)" >&2; exit 1; }
 
-log "1/3 training nat, nat-raw, nat-pdae0 (seed $SEED) for $NAT_MINUTES minutes each"
-SYSTEMS="nat nat-raw nat-pdae0" SEEDS=$SEED NAT_MINUTES=$NAT_MINUTES PARALLEL=$PARALLEL THREADS=$THREADS DECODE=0 \
+BEAM4=${BEAM4:-1}
+SYSTEMS="nat nat-raw nat-pdae0"
+ROWS=(--row "nat-s$SEED=distilled,0.5" --row "nat-raw-s$SEED=raw,0.5" --row "nat-pdae0-s$SEED=distilled,0")
+if [ "$BEAM4" = 1 ]; then
+  SYSTEMS="$SYSTEMS nat-b4"
+  ROWS+=(--row "nat-b4-s$SEED=distilled-beam4,0.5")
+  if [ ! -f "$OUT/distill-beam4/bin/dict.en.txt" ]; then
+    log "0/3 distilling the training targets with the teacher's beam 4 -> $OUT/distill-beam4"
+    OMP_NUM_THREADS=$THREADS "$PYTHON" scripts/distill.py --data "$DATA/bin" --path "$OUT/ar/checkpoint_last.pt" \
+      --out "$OUT/distill-beam4" --beam 4 --max-tokens 12000 --cpu
+  fi
+fi
+log "1/3 training $SYSTEMS (seed $SEED) for $NAT_MINUTES minutes each"
+SYSTEMS="$SYSTEMS" SEEDS=$SEED NAT_MINUTES=$NAT_MINUTES PARALLEL=$PARALLEL THREADS=$THREADS DECODE=0 \
   PYTHON=$PYTHON OUT=$OUT bash examples/refinement_nat/compare-fairseq-nat.sh
 
 SYS_ARGS=() SPECS=()
-for system in nat nat-raw nat-pdae0; do
+for system in $SYSTEMS; do
   SYS_ARGS+=(--refinement-nat "$system-s$SEED=$CMP/$system-s$SEED/checkpoint_last.pt")
   for k in 1 10 adaptive; do SPECS+=("$system-s$SEED:$k"); done
 done
@@ -40,5 +53,4 @@ for repeats in removed kept; do
 done
 log "3/3 the table -> $RESULTS/bible_table33_$DATE.md"
 "$PYTHON" examples/refinement_nat/table33.py --removed "$CMP/table33_removed-s$SEED.json" \
-  --kept "$CMP/table33_kept-s$SEED.json" --row "nat-s$SEED=distilled,0.5" --row "nat-raw-s$SEED=raw,0.5" \
-  --row "nat-pdae0-s$SEED=distilled,0" --out "$RESULTS/bible_table33_$DATE.json"
+  --kept "$CMP/table33_kept-s$SEED.json" "${ROWS[@]}" --out "$RESULTS/bible_table33_$DATE.json"
