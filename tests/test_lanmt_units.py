@@ -453,3 +453,17 @@ def test_energy_network_trains_through_its_gradient_at_a_realistic_width():
     assert len(grads) > len(list(net.parameters())) // 2 and all(torch.isfinite(g).all() for g in grads)
     assert net.input.weight.grad.abs().sum() > 0
     assert net.stack.layers[0].multihead_attn.in_proj_weight.grad.abs().sum() > 0
+
+
+def test_a_checkpoint_remembers_the_source_copy_flag():
+    copy_model, plain = _model(decoder_source_copy=True), _model()
+    state = copy_model.state_dict()
+    with pytest.raises(ValueError, match="trained with --decoder-source-copy and this run builds one without it"):
+        plain.load_state_dict(state)
+    with pytest.raises(ValueError, match="Remove --decoder-source-copy"):
+        _model(decoder_source_copy=True).load_state_dict(plain.state_dict())
+    fresh = _model(seed=1, decoder_source_copy=True)
+    fresh.load_state_dict(state)
+    assert torch.equal(fresh.output_projection.weight, copy_model.output_projection.weight)
+    older = {k: v for k, v in state.items() if k != "decoder_source_copy_flag"}  # written before the record
+    _model(seed=1, decoder_source_copy=True).load_state_dict(older)

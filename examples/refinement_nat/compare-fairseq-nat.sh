@@ -96,26 +96,32 @@ train_one() {  # system seed
   local dir="$CMP/$1-s$2"
   if [ -f "$dir/.trained" ]; then return 0; fi
   mkdir -p "$dir"
-  local flags dims=("${DIMS[@]}")
+  local flags data dims=("${DIMS[@]}")
   flags=$(flags_of "$1")
+  data=$(data_of "$1")
+  compgen -G "$data/dict.*.txt" > /dev/null || {
+    echo "$0: system $1 trains on $data, which has no binarized data" \
+         "(nat-b4: examples/refinement_nat/table33.sh distils it)" >&2
+    return 1; }
   case "$1" in lanmt*) dims=() ;; esac  # lanmt_tiny has the same sizes under its own flag names
   # shellcheck disable=SC2086
-  OMP_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS fairseq-train "$(data_of "$1")" --user-dir "$USER_DIR" \
+  OMP_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS fairseq-train "$data" --user-dir "$USER_DIR" \
     "${dims[@]}" "${COMMON[@]}" $flags --seed "$2" --save-dir "$dir" > "$dir/train.log" 2>&1
   touch "$dir/.trained"
 }
 
 log "1/3 training ${SYSTEMS// /, } for $NAT_MINUTES minutes, seeds ${SEEDS// /, }, $PARALLEL at a time"
-running=0
+running=0 failed=0
 for seed in $SEEDS; do
   for system in $SYSTEMS; do
     flags_of "$system" > /dev/null
     train_one "$system" "$seed" &
     running=$((running + 1))
-    if [ "$running" -ge "$PARALLEL" ]; then wait -n; running=$((running - 1)); fi
+    if [ "$running" -ge "$PARALLEL" ]; then wait -n || failed=1; running=$((running - 1)); fi
   done
 done
-wait
+while [ "$running" -gt 0 ]; do wait -n || failed=1; running=$((running - 1)); done
+[ "$failed" = 0 ] || { log "a training run failed (the message above, or its train.log, says why)"; exit 1; }
 
 if [ "${DECODE:-1}" = 0 ]; then log "trained; DECODE=0: no decoding"; exit 0; fi
 log "2/3 decoding the test book with every final checkpoint"

@@ -5,7 +5,7 @@
 # repeated tokens removed (default) and kept, in two iterref-benchmark-nat runs, and one table with the thesis's
 # three contrasts -> RESULTS/bible_table33_<date>.{json,md}. With BEAM4=1 (default) a fourth system, nat-b4: the
 # training targets distilled again with the teacher's beam 4 (OUT/distill-beam4; the demo distills greedily).
-# Knobs: OUT (work/demo), SEED (1), NAT_MINUTES (14), THREADS (1), PARALLEL (1: runs side by side), BEAM4 (1),
+# Knobs: OUT (work/demo), SEED (1), NAT_MINUTES (14), THREADS (1), PARALLEL (1: one run at a time), BEAM4 (1),
 #   RESULTS (results/refinement_nat), PYTHON. Trained runs (OUT/compare/<system>-s<seed>/.trained) are reused.
 set -euo pipefail
 cd "$(dirname "$0")/../.."

@@ -49,6 +49,7 @@ from ..modules.projected_cross_entropy import projected_cross_entropy
 from ..modules.sinusoidal_positions import SinusoidalPositions
 from .dictionary_check import check_dictionary_sizes
 
+SOURCE_COPY_KEY = "decoder_source_copy_flag"  # state-dict entry recording --decoder-source-copy
 SIGMA_FLOOR = 1e-6  # softplus may underflow to 0; the KL and the samples need sigma > 0
 
 
@@ -92,6 +93,9 @@ class LatentNATModel(HubLoadable, BaseFairseqModel):
         mask = torch.zeros(len(tgt_dict))
         mask[[self.pad, self.eos, self.bos]] = float("-inf")
         self.register_buffer("output_mask", mask, persistent=False)
+        # saved with the weights: the deviation adds no parameter, so only this tells a checkpoint's decoder input
+        self.decoder_source_copy = bool(getattr(args, "decoder_source_copy", False))
+        self.register_buffer(SOURCE_COPY_KEY, torch.tensor(int(self.decoder_source_copy)))
         for p in self.parameters():  # the reference initializes every matrix Xavier-uniform
             if p.dim() > 1:
                 nn.init.xavier_uniform_(p)
@@ -154,6 +158,16 @@ class LatentNATModel(HubLoadable, BaseFairseqModel):
     def load_state_dict(self, state_dict, strict=True, model_cfg=None, args=None):
         check_dictionary_sizes(state_dict, {"embed_src.weight": len(self.src_dict),
                                             "embed_tgt.weight": len(self.tgt_dict)})
+        # files written before the flag was recorded carry no entry: the model's own arguments decide
+        saved = bool(state_dict[SOURCE_COPY_KEY].item()) if SOURCE_COPY_KEY in state_dict else self.decoder_source_copy
+        if saved != self.decoder_source_copy:
+            raise ValueError(
+                f"the checkpoint's LaNMT was trained {'with' if saved else 'without'} --decoder-source-copy and this "
+                f"run builds one {'with' if self.decoder_source_copy else 'without'} it: the decoder would read "
+                f"another input. {'Add' if saved else 'Remove'} --decoder-source-copy (e.g. when fine-tuning with "
+                "--finetune-from-model).")
+        state_dict = dict(state_dict)
+        state_dict[SOURCE_COPY_KEY] = getattr(self, SOURCE_COPY_KEY).clone()
         return super().load_state_dict(state_dict, strict=strict, model_cfg=model_cfg, args=args)
 
     # ------------------------------------------------------------------ blocks
@@ -209,7 +223,7 @@ class LatentNATModel(HubLoadable, BaseFairseqModel):
     def decoder_states(self, encoder_out: Dict, z: torch.Tensor, tgt_lengths: torch.Tensor):
         """p(y|x,z,L_y) up to the output projection: (B, T, d) states and the (B, T) target mask."""
         h = self.latent_to_hidden(z)
-        if getattr(self.args, "decoder_source_copy", False):  # named deviation (module docstring): z and the source words side by side
+        if self.decoder_source_copy:  # named deviation (module docstring): z and the source words side by side
             h = h + self.embed_scale * self.embed_src(encoder_out["tokens"])
         h, tgt_mask = self.length_transform(h, encoder_out["mask"], tgt_lengths)
         pos = self.positions(h.size(1), h.dtype).unsqueeze(0)
