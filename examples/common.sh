@@ -1,5 +1,5 @@
-# Shared stages of the Bible de-en examples (sourced, not run): examples/refinement_nat/demo.sh and
-# examples/masked_translation/train-bible-tiny.sh. Source it after `cd` to the repository root.
+# Shared stages of the Bible de-en examples (sourced, not run): examples/refinement_nat/demo.sh,
+# examples/refinement_nat/table33.sh and examples/masked_translation/train-bible-tiny.sh. Source it after `cd` to the repository root.
 #
 # The sourcing script defines log() and sets OUT, DATA (the Bible data directory), PYTHON, USER_DIR and the knobs
 # TRAIN_PAIRS, MAX_TOKENS_PER_SIDE, BPE_OPS, AR_MINUTES. Each stage is skipped when its output exists (so an
@@ -31,12 +31,13 @@ ar_teacher_stage() {
     --disable-validation --log-format simple --log-interval 50
 }
 
-# distill_stage MESSAGE: the training targets rewritten by the teacher $OUT/ar (beam ${DISTILL_BEAM:-1}) into
-# $OUT/distill/bin (sequence-level knowledge distillation; the NAT of demo.sh and the masked model of
-# train-bible-tiny.sh train on it)
+# distill_stage MESSAGE [DIR]: the training targets rewritten by the teacher $OUT/ar (beam ${DISTILL_BEAM:-1}) into
+# DIR/bin (default $OUT/distill; sequence-level knowledge distillation: the NAT of demo.sh and the masked model of
+# train-bible-tiny.sh train on it; table33.sh distils a second time with beam 4 into $OUT/distill-beam4)
 distill_stage() {
-  if [ -f "$OUT/distill/bin/dict.en.txt" ]; then return 0; fi
+  local dir=${2:-$OUT/distill}
+  if [ -f "$dir/bin/dict.en.txt" ]; then return 0; fi
   log "$1"
-  "$PYTHON" scripts/distill.py --data "$DATA/bin" --path "$OUT/ar/checkpoint_last.pt" --out "$OUT/distill" \
+  "$PYTHON" scripts/distill.py --data "$DATA/bin" --path "$OUT/ar/checkpoint_last.pt" --out "$dir" \
     --beam "${DISTILL_BEAM:-1}" --max-tokens 12000 --cpu
 }

@@ -148,6 +148,7 @@ def test_forward_spec_shapes_and_masks():
 def _decoder_input(model, enc, z, lengths):
     """The (B, T, d) tensor that enters the decoder stack, captured with a forward pre-hook."""
     seen = {}
+
     def keep(module, args):
         seen["x"] = args[0].clone()  # returns None: the stack's arguments stay as they are
 

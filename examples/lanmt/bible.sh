@@ -4,7 +4,7 @@
 #   1. LaNMT (lanmt_tiny) for LANMT_MINUTES minutes with interval checkpoints, as the `lanmt` system of
 #      examples/refinement_nat/compare-fairseq-nat.sh (same optimizer, schedule, batch and data as the refinement NAT
 #      and fairseq CMLM runs there) -> OUT/compare/lanmt-s$SEED
-#   2. one epoch with free-bits budget 0 at a constant lr of 1e-4 (the reference's fine-tuning) -> OUT/lanmt/ft (OUT/LANMT_SYSTEM/ft)
+#   2. one epoch with free-bits budget 0 at a constant lr of 1e-4 (the reference's fine-tuning) -> OUT/LANMT_SYSTEM/ft
 #   3. the score and the energy network (lanmt_score_tiny) on the frozen fine-tuned model, SCORE_MINUTES each
 #   4. the table on the test book (Acts, 3 references) in one iterref-benchmark-nat run: AR beam 3 and 1, LaNMT
 #      prior mean, + delta, + energy, + score, + score + latent search (own score / AR teacher): BLEU, decoder passes,

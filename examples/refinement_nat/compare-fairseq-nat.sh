@@ -71,9 +71,8 @@ flags_of() {  # the fairseq-train flags of system $1
                    ${GLANCE_UPDATES:-2000} $NAT_EXTRA" ;;
     nat-glat-curr) echo "${NAT[@]} --glancing-ratio 0.5 --glancing-ratio-end 0.3 --glancing-anneal-updates \
                    ${GLANCE_UPDATES:-2000} --refine-from-update $CURRICULUM_UPDATES $NAT_EXTRA" ;;
-    nat-raw) echo "${NAT[@]} $NAT_EXTRA" ;;
+    nat-raw|nat-b4) echo "${NAT[@]} $NAT_EXTRA" ;;  # the recipe of nat on other targets (data_of)
     nat-pdae0) echo "${NAT[@]} --dae-prob 0 $NAT_EXTRA" ;;
-    nat-b4) echo "${NAT[@]} $NAT_EXTRA" ;;
     nat-0.2) echo "${NAT[@]} --decoder-connections highway --corruption-schedule constant --corruption-prob 0.5" ;;
     cmlm) echo "${FAIRSEQ[@]} --arch cmlm_transformer --noise random_mask" ;;
     ar) echo "--task translation --arch transformer --share-all-embeddings --dropout 0.1 \
@@ -82,8 +81,7 @@ flags_of() {  # the fairseq-train flags of system $1
                 --dae-ratio 0.5 --pred-length-offset" ;;
     lanmt) echo "--task translation_refine --arch lanmt_tiny --criterion lanmt_loss --kl-budget-updates \
                  ${LANMT_BUDGET_UPDATES:-3600}" ;;
-    lanmt-copy) echo "--task translation_refine --arch lanmt_tiny --criterion lanmt_loss --kl-budget-updates \
-                 ${LANMT_BUDGET_UPDATES:-3600} --decoder-source-copy" ;;
+    lanmt-copy) echo "$(flags_of lanmt) --decoder-source-copy" ;;
     *) echo "unknown system $1 (nat, nat-curr, nat-glat, nat-glat-curr, nat-raw, nat-pdae0, nat-b4, nat-0.2, cmlm, inat, ar, lanmt, lanmt-copy)" >&2; return 1 ;;
   esac
 }

@@ -57,8 +57,8 @@ def build(removed: Dict, kept: Dict, rows: Sequence[Dict], removed_path: str = "
             lines.append({**row, "repeats": repeats, "scores": scores_of(bench, row["name"], path)})
     base = lines[0]
 
-    def at10(line: Optional[Dict]) -> Optional[float]:
-        return None if line is None else line["scores"]["10"]["bleu"]
+    def at10(line: Dict) -> float:
+        return line["scores"]["10"]["bleu"]
 
     def find(**want) -> Optional[Dict]:
         return next((x for x in lines if all(x[k] == v for k, v in want.items())), None)

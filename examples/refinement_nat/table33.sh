@@ -20,6 +20,7 @@ DATA=$OUT/bible
 CMP=$OUT/compare
 DATE=$(date -u +%Y-%m-%d)
 log() { echo "[table33 $(date +%H:%M:%S)] $*" >&2; }
+source examples/common.sh  # distill_stage
 [ -f "$OUT/distill/bin/dict.en.txt" ] || { echo "$0: run make demo first (missing $OUT/distill/bin)" >&2; exit 1; }
 
 BEAM4=${BEAM4:-1}
@@ -28,11 +29,8 @@ ROWS=(--row "nat-s$SEED=distilled,0.5" --row "nat-raw-s$SEED=raw,0.5" --row "nat
 if [ "$BEAM4" = 1 ]; then
   SYSTEMS="$SYSTEMS nat-b4"
   ROWS+=(--row "nat-b4-s$SEED=distilled-beam4,0.5")
-  if [ ! -f "$OUT/distill-beam4/bin/dict.en.txt" ]; then
-    log "0/3 distilling the training targets with the teacher's beam 4 -> $OUT/distill-beam4"
-    OMP_NUM_THREADS=$THREADS "$PYTHON" scripts/distill.py --data "$DATA/bin" --path "$OUT/ar/checkpoint_last.pt" \
-      --out "$OUT/distill-beam4" --beam 4 --max-tokens 12000 --cpu
-  fi
+  DISTILL_BEAM=4 OMP_NUM_THREADS=$THREADS distill_stage \
+    "0/3 distilling the training targets with the teacher's beam 4 -> $OUT/distill-beam4" "$OUT/distill-beam4"
 fi
 log "1/3 training $SYSTEMS (seed $SEED) for $NAT_MINUTES minutes each"
 SYSTEMS="$SYSTEMS" SEEDS=$SEED NAT_MINUTES=$NAT_MINUTES PARALLEL=$PARALLEL THREADS=$THREADS DECODE=0 \

@@ -158,16 +158,15 @@ class LatentNATModel(HubLoadable, BaseFairseqModel):
     def load_state_dict(self, state_dict, strict=True, model_cfg=None, args=None):
         check_dictionary_sizes(state_dict, {"embed_src.weight": len(self.src_dict),
                                             "embed_tgt.weight": len(self.tgt_dict)})
-        # files written before the flag was recorded carry no entry: the model's own arguments decide
-        saved = bool(state_dict[SOURCE_COPY_KEY].item()) if SOURCE_COPY_KEY in state_dict else self.decoder_source_copy
+        if SOURCE_COPY_KEY not in state_dict:  # written before the flag was recorded: the model's arguments decide
+            state_dict = {**state_dict, SOURCE_COPY_KEY: getattr(self, SOURCE_COPY_KEY).clone()}
+        saved = bool(state_dict[SOURCE_COPY_KEY].item())
         if saved != self.decoder_source_copy:
             raise ValueError(
                 f"the checkpoint's LaNMT was trained {'with' if saved else 'without'} --decoder-source-copy and this "
                 f"run builds one {'with' if self.decoder_source_copy else 'without'} it: the decoder would read "
                 f"another input. {'Add' if saved else 'Remove'} --decoder-source-copy (e.g. when fine-tuning with "
                 "--finetune-from-model).")
-        state_dict = dict(state_dict)
-        state_dict[SOURCE_COPY_KEY] = getattr(self, SOURCE_COPY_KEY).clone()
         return super().load_state_dict(state_dict, strict=strict, model_cfg=model_cfg, args=args)
 
     # ------------------------------------------------------------------ blocks
