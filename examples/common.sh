@@ -31,12 +31,29 @@ ar_teacher_stage() {
     --disable-validation --log-format simple --log-interval 50
 }
 
+# distill_dir: where distill_stage writes by default: $OUT/distill for the teacher's greedy output (beam 1),
+# $OUT/distill-beamK for beam K, so that scripts sharing an OUT never mix the two kinds of targets
+distill_dir() {
+  if [ "${DISTILL_BEAM:-1}" = 1 ]; then echo "$OUT/distill"; else echo "$OUT/distill-beam${DISTILL_BEAM}"; fi
+}
+
 # distill_stage MESSAGE [DIR]: the training targets rewritten by the teacher $OUT/ar (beam ${DISTILL_BEAM:-1}) into
-# DIR/bin (default $OUT/distill; sequence-level knowledge distillation: the NAT of demo.sh and the masked model of
-# train-bible-tiny.sh train on it; table33.sh distils a second time with beam 4 into $OUT/distill-beam4)
+# DIR/bin (default: distill_dir; sequence-level knowledge distillation: the NAT of demo.sh (beam 4) and the masked
+# model of train-bible-tiny.sh (beam 1) train on it; table33.sh compares beam 1 with beam 4). A DIR distilled with
+# another beam stops the script with a message instead of being reused.
 distill_stage() {
-  local dir=${2:-$OUT/distill}
-  if [ -f "$dir/bin/dict.en.txt" ]; then return 0; fi
+  local dir=${2:-$(distill_dir)}
+  if [ -f "$dir/bin/dict.en.txt" ]; then
+    local made
+    made=$("$PYTHON" -c 'import json, sys; print(json.load(open(sys.argv[1])).get("beam", "?"))' "$dir/distill.json" \
+           2>/dev/null || echo "?")
+    if [ "$made" != "?" ] && [ "$made" != "${DISTILL_BEAM:-1}" ]; then
+      echo "error: $dir holds targets distilled with beam $made, not DISTILL_BEAM=${DISTILL_BEAM:-1}; set" \
+           "DISTILL_BEAM=$made or remove $dir" >&2
+      return 1
+    fi
+    return 0
+  fi
   log "$1"
   "$PYTHON" scripts/distill.py --data "$DATA/bin" --path "$OUT/ar/checkpoint_last.pt" --out "$dir" \
     --beam "${DISTILL_BEAM:-1}" --max-tokens 12000 --cpu

@@ -50,7 +50,7 @@ ar_teacher_stage "2/6 training the AR baseline / rescorer for $AR_MINUTES minute
 MT_DATA=$DATA/bin
 if [ "$TRAIN_DATA" = distill ]; then
   distill_stage "3/6 distilling the training targets with the AR model"
-  MT_DATA=$OUT/distill/bin
+  MT_DATA=$(distill_dir)/bin
 fi
 if [ ! -f "$OUT/mt/checkpoint_last.pt" ]; then
   log "3/6 training masked_translation_tiny ($DIRECTIONS, $TRAIN_DATA data): $MT_UPDATES updates or $MT_MINUTES minutes"

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Our refinement NAT against fairseq's built-in NATs at the same size, data and wall-clock training budget.
 #
-# Runs after `make demo` (it reuses the demo's distilled Bible data and AR teacher):
+# Runs after `make demo` (it reuses the demo's Bible data and AR teacher):
+#   0. distils the training targets with the teacher where a system needs targets that are not there yet
+#      (greedy -> OUT/distill, or beam DISTILL_BEAM -> OUT/distill-beamK; beam 4 for nat-b4);
 #   1. trains every system in SYSTEMS for NAT_MINUTES per seed in SEEDS, PARALLEL runs at a time with THREADS
 #      torch threads each (side by side on the same machine, so they share it equally), with interval checkpoints
 #      every CKPT_UPDATES updates (for the learning curves) into OUT/compare/<system>-s<seed>/ (log: train.log);
@@ -11,14 +13,15 @@
 #      -> OUT/compare/learning_curves.{json,md,png}.
 # Systems (same dimensions per decoder pass as refinement_nat_tiny: d 128, ffn 512, 4 heads, 2 encoder layers,
 # 2 layers per decoder; the same optimizer, schedule and batch size):
-#   nat        refinement_nat with this release's defaults (the demo's recipe)
+#   nat        refinement_nat with this release's defaults (the demo's recipe), on the targets distilled with
+#              the teacher's beam DISTILL_BEAM (1: greedy, as every system marked "distilled" below)
 #   nat-curr   the same with --refine-from-update CURRICULUM_UPDATES (decoder 1 alone first)
 #   nat-0.2    the 0.2 decoder (highway on every sublayer, constant beta 0.5): the demo's recipe before 0.3
 #   nat-glat   nat with glancing sampling for decoder 1 (--glancing-ratio 0.5 -> 0.3 over GLANCE_UPDATES)
 #   nat-glat-curr  nat-glat with the curriculum of nat-curr
 #   nat-raw    nat trained on the raw (not distilled) targets      } with the decoding options, the Bible
 #   nat-pdae0  nat without the DAE term (pDAE 0)                   } version of thesis Table 3.3
-#   nat-b4     nat on targets distilled with the teacher's beam 4  } (OUT/distill-beam4, made by table33.sh)
+#   nat-b4     nat on targets distilled with the teacher's beam 4  } (OUT/distill-beam4, whatever DISTILL_BEAM)
 #   cmlm       fairseq cmlm_transformer (mask-predict), label smoothing 0.1
 #   inat       fairseq iterative_nonautoregressive_transformer (one shared decoder; itrain 4, pDAE 0.5)
 #   ar         the AR teacher's recipe (fairseq transformer on the raw targets), for its learning curve (greedy)
@@ -28,7 +31,8 @@
 #   lanmt-copy lanmt with --decoder-source-copy (a named deviation: the decoder input also carries the source
 #              embeddings through the length transform; docs/lanmt.md)
 # Knobs: OUT (work/demo), NAT_MINUTES (14), SEEDS ("1 2"), SYSTEMS ("nat cmlm"), PARALLEL (2), THREADS (1),
-#        CKPT_UPDATES (200), CURRICULUM_UPDATES (600), GLANCE_UPDATES (2000), SPEED_SENTENCES (100), NAT_EXTRA (extra flags for nat*),
+#        CKPT_UPDATES (200), CURRICULUM_UPDATES (600), DISTILL_BEAM (1: the teacher's beam for every distilled system;
+#        4 = the targets of `make demo`), GLANCE_UPDATES (2000), SPEED_SENTENCES (100), NAT_EXTRA (extra flags for nat*),
 #        DECODE (1: decode and draw curves after training; 0: train only, e.g. to add systems to a later run),
 #        CMP (OUT/compare: where the runs and results go; another folder keeps variants of NAT_EXTRA apart).
 set -euo pipefail
@@ -47,9 +51,12 @@ PYTHON=${PYTHON:-python}
 USER_DIR=$PWD/iterref_fairseq
 DATA=$OUT/bible
 CMP=${CMP:-$OUT/compare}
-[ -f "$OUT/distill/bin/dict.en.txt" ] || { echo "$0: run make demo first (missing $OUT/distill/bin)" >&2; exit 1; }
-hours() { "$PYTHON" -c "print($1 / 60)"; }
+DISTILL_BEAM=${DISTILL_BEAM:-1}
 log() { echo "[compare $(date +%H:%M:%S)] $*" >&2; }
+source examples/common.sh  # hours, distill_dir, distill_stage
+[ -f "$OUT/ar/checkpoint_last.pt" ] && [ -f "$DATA/bin/dict.en.txt" ] || {
+  echo "$0: run make demo first (missing the Bible data $DATA/bin or the AR teacher $OUT/ar)" >&2; exit 1; }
+DISTILLED=$(distill_dir)
 mkdir -p "$CMP"
 
 DIMS=(--encoder-layers 2 --decoder-layers 2 --encoder-embed-dim 128 --decoder-embed-dim 128
@@ -86,8 +93,17 @@ flags_of() {  # the fairseq-train flags of system $1
   esac
 }
 
-data_of() {  # the training data of system $1: greedy-distilled targets, except nat-raw, nat-b4 and ar
-  case "$1" in nat-raw|ar) echo "$DATA/bin" ;; nat-b4) echo "$OUT/distill-beam4/bin" ;; *) echo "$OUT/distill/bin" ;; esac
+data_of() {  # the training data of system $1: targets distilled with beam DISTILL_BEAM, except nat-raw, nat-b4, ar
+  case "$1" in nat-raw|ar) echo "$DATA/bin" ;; nat-b4) echo "$OUT/distill-beam4/bin" ;; *) echo "$DISTILLED/bin" ;; esac
+}
+
+distill_for() {  # make the distilled targets that system $1 trains on, if it needs any that are not there yet
+  case "$1" in
+    nat-raw|ar) ;;
+    nat-b4) DISTILL_BEAM=4 distill_stage "distilling the training targets with the teacher's beam 4" \
+              "$OUT/distill-beam4" ;;
+    *) distill_stage "distilling the training targets with the teacher's beam $DISTILL_BEAM" "$DISTILLED" ;;
+  esac
 }
 
 train_one() {  # system seed
@@ -98,8 +114,8 @@ train_one() {  # system seed
   flags=$(flags_of "$1")
   data=$(data_of "$1")
   compgen -G "$data/dict.*.txt" > /dev/null || {
-    echo "$0: system $1 trains on $data, which has no binarized data" \
-         "(nat-b4: examples/refinement_nat/table33.sh distils it)" >&2
+    echo "$0: system $1 trains on $data, which has no binarized data (remove the folder above it and rerun" \
+         "to distil it again)" >&2
     return 1; }
   case "$1" in lanmt*) dims=() ;; esac  # lanmt_tiny has the same sizes under its own flag names
   # shellcheck disable=SC2086
@@ -108,6 +124,10 @@ train_one() {  # system seed
   touch "$dir/.trained"
 }
 
+for system in $SYSTEMS; do  # before the parallel runs, so that no two of them distil the same targets
+  flags_of "$system" > /dev/null
+  distill_for "$system"
+done
 log "1/3 training ${SYSTEMS// /, } for $NAT_MINUTES minutes, seeds ${SEEDS// /, }, $PARALLEL at a time"
 running=0 failed=0
 for seed in $SEEDS; do

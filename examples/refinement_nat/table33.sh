@@ -4,7 +4,8 @@
 # nat-raw: raw targets; nat-pdae0: no DAE term), then the test book decoded at idec 1 / 10 / adaptive with the
 # repeated tokens removed (default) and kept, in two iterref-benchmark-nat runs, and one table with the thesis's
 # three contrasts -> RESULTS/bible_table33_<date>.{json,md}. With BEAM4=1 (default) a fourth system, nat-b4: the
-# training targets distilled again with the teacher's beam 4 (OUT/distill-beam4; the demo distills greedily).
+# training targets distilled with the teacher's beam 4 (OUT/distill-beam4, the demo's; the other distilled systems
+# train on its greedy output, OUT/distill; compare-fairseq-nat.sh distils whichever is missing).
 # Knobs: OUT (work/demo), SEED (1), NAT_MINUTES (14), THREADS (1), PARALLEL (1: one run at a time), BEAM4 (1),
 #   RESULTS (results/refinement_nat), PYTHON. Trained runs (OUT/compare/<system>-s<seed>/.trained) are reused.
 set -euo pipefail
@@ -20,8 +21,7 @@ DATA=$OUT/bible
 CMP=$OUT/compare
 DATE=$(date -u +%Y-%m-%d)
 log() { echo "[table33 $(date +%H:%M:%S)] $*" >&2; }
-source examples/common.sh  # distill_stage
-[ -f "$OUT/distill/bin/dict.en.txt" ] || { echo "$0: run make demo first (missing $OUT/distill/bin)" >&2; exit 1; }
+[ -f "$OUT/ar/checkpoint_last.pt" ] || { echo "$0: run make demo first (missing the AR teacher $OUT/ar)" >&2; exit 1; }
 
 BEAM4=${BEAM4:-1}
 SYSTEMS="nat nat-raw nat-pdae0"
@@ -29,11 +29,9 @@ ROWS=(--row "nat-s$SEED=distilled,0.5" --row "nat-raw-s$SEED=raw,0.5" --row "nat
 if [ "$BEAM4" = 1 ]; then
   SYSTEMS="$SYSTEMS nat-b4"
   ROWS+=(--row "nat-b4-s$SEED=distilled-beam4,0.5")
-  DISTILL_BEAM=4 OMP_NUM_THREADS=$THREADS distill_stage \
-    "0/3 distilling the training targets with the teacher's beam 4 -> $OUT/distill-beam4" "$OUT/distill-beam4"
 fi
 log "1/3 training $SYSTEMS (seed $SEED) for $NAT_MINUTES minutes each"
-SYSTEMS="$SYSTEMS" SEEDS=$SEED NAT_MINUTES=$NAT_MINUTES PARALLEL=$PARALLEL THREADS=$THREADS DECODE=0 \
+DISTILL_BEAM=1 SYSTEMS="$SYSTEMS" SEEDS=$SEED NAT_MINUTES=$NAT_MINUTES PARALLEL=$PARALLEL THREADS=$THREADS DECODE=0 \
   PYTHON=$PYTHON OUT=$OUT bash examples/refinement_nat/compare-fairseq-nat.sh
 
 SYS_ARGS=() SPECS=()
