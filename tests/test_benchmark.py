@@ -1,6 +1,7 @@
 """iterref-benchmark-nat and iterref-analyze-nat-steps on tiny data: every system decodes every sentence; JSON and
 markdown are written; the deprecated names and flags still work."""
 import json
+import math
 
 import pytest
 
@@ -31,6 +32,13 @@ def test_benchmark_table(tiny_data, tiny_checkpoint, tiny_ar, tmp_path):
     assert names == ["AR b=1", "AR b=2", "NAT idec=1", "NAT idec=3", "NAT adaptive"]
     for row in result["rows"]:
         assert 0.0 <= row["bleu"] <= 100.0
+        details = row["bleu_details"]  # BLEU = BP x geometric mean of the precisions, BP = min(1, e^(1 - 1/ratio))
+        ratio, precisions = details["length_ratio"], details["precisions"]
+        assert ratio > 0 and len(precisions) == 4
+        assert details["brevity_penalty"] == pytest.approx(min(1.0, math.exp(1 - 1 / ratio)), rel=1e-6)
+        if min(precisions) > 0:
+            geo = math.exp(sum(math.log(p / 100) for p in precisions) / 4)
+            assert row["bleu"] == pytest.approx(100 * details["brevity_penalty"] * geo, rel=1e-6)
         assert row["batched"]["sentences"] == 24 and row["batch1"]["sentences"] == 4
         assert row["batched"]["src_tokens_per_s"] > 0
     steps = {r["system"]: r["mean_steps"] for r in result["rows"]}

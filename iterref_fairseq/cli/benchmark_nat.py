@@ -322,7 +322,12 @@ def run(args) -> Dict:
             if len(hyps) != n_sent:
                 raise RuntimeError(f"{name}: {n_sent - len(hyps)} sentences were not decoded")
             text = detokenize(task, hyps, args.target_lang)
-            row["bleu"] = sacrebleu.corpus_bleu(text, refs).score
+            bleu = sacrebleu.corpus_bleu(text, refs)
+            row["bleu"] = bleu.score
+            # BLEU = BP x geometric mean of the n-gram precisions: which of the two a system loses on (a NAT's
+            # collapsed repeats make short outputs, docs/refinement_nat.md)
+            row["bleu_details"] = {"brevity_penalty": bleu.bp, "length_ratio": bleu.sys_len / max(bleu.ref_len, 1),
+                                   "precisions": list(bleu.precisions)}
             if args.save_hypotheses:
                 os.makedirs(args.save_hypotheses, exist_ok=True)
                 fname = name.replace(" ", "_").replace("=", "")
