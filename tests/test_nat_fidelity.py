@@ -191,6 +191,42 @@ def test_curriculum_trains_decoder1_alone_until_the_named_update():
     assert sum(k.startswith("nll_step") for k in log) == 4
 
 
+def test_refiner_init_copies_decoder1_once_at_the_curriculum_switch():
+    from iterref_fairseq.criterions.refinement_nat_loss import RefinementNATLoss
+
+    model = _model(dim=16, layers=1, vocab=30)
+    d = model.tgt_dict
+    task = TranslationRefineTask(TranslationRefineConfig(), d, d)
+    criterion = RefinementNATLoss(task, 4, 0.5, False, "previous", "batch", 5, 0.0, 1.0, refiner_init="decoder1")
+    src, src_len, tgt = _batch(model)
+    sample = {"net_input": {"src_tokens": src, "src_lengths": src_len}, "target": tgt}
+    initial = {k: v.clone() for k, v in model.decoder_initial.state_dict().items()}
+    refiner = {k: v.clone() for k, v in model.decoder_refine.state_dict().items()}
+    assert set(initial) == set(refiner) and any(not torch.equal(initial[k], refiner[k]) for k in initial)
+
+    def run(update):
+        criterion.set_update_num(update)
+        criterion(model, sample)
+
+    run(4)  # before the switch: decoder 2 untouched
+    assert all(torch.equal(v, refiner[k]) for k, v in model.decoder_refine.state_dict().items())
+    run(5)  # the switch: decoder 2 = decoder 1, parameter by parameter
+    assert all(torch.equal(v, initial[k]) for k, v in model.decoder_refine.state_dict().items())
+    with torch.no_grad():  # later updates (or a resumed run past the switch) never copy again
+        for p in model.decoder_refine.parameters():
+            p.add_(1.0)
+    run(6)
+    assert all(torch.equal(v, initial[k] + 1.0) for k, v in model.decoder_refine.state_dict().items()
+               if v.is_floating_point())
+    model.eval()
+    criterion.set_update_num(5)
+    criterion(model, sample)  # validation at the switch's update number copies nothing either
+    assert all(torch.equal(v, initial[k] + 1.0) for k, v in model.decoder_refine.state_dict().items()
+               if v.is_floating_point())
+    with pytest.raises(ValueError, match="needs --refine-from-update N > 0"):
+        RefinementNATLoss(task, 4, 0.5, False, "previous", "batch", 0, 0.0, 1.0, refiner_init="decoder1")
+
+
 # ---------------------------------------------------------------------------------------------- attention modules
 def test_split_attention_equals_torch_multihead_attention():
     torch.manual_seed(0)

@@ -13,7 +13,11 @@ sentence (``sentence``, fairseq's iterative NAT). The corruption strength of ste
 Curriculum (``--refine-from-update N``, a deviation from the thesis, off by default): until update N only decoder
 1 is trained (itrain = 1, one decoder pass per update); from update N on, all ``--train-steps`` conditionals.
 Decoder 2 cannot refine a decoder-1 output that is still noise, and an itrain-1 update costs about a quarter of
-an itrain-4 one, so the early updates go further.
+an itrain-4 one, so the early updates go further. With ``--refiner-init decoder1`` (a further deviation) decoder 2
+takes a copy of decoder 1's weights at the switch: the two stacks have the same shapes, and decoder 2's input
+(embedding of a target-language sentence plus hidden states) resembles decoder 1's (embeddings of copied source
+words), so it starts as a translator that reads its input rather than as an untrained stack. The copy happens in
+the training step whose update number equals N, so a run resumed from a checkpoint after N does not copy again.
 
 Reduction: per step, the mean NLL over target tokens; the loss is the sum of those means plus the mean length
 NLL, and ``sample_size`` is 1 (the convention of fairseq's NAT losses). Validation runs the LVM chain only
@@ -64,6 +68,14 @@ class RefinementNATLossConfig(FairseqDataclass):
         metadata={"help": "curriculum (deviation): train decoder 1 alone (itrain = 1) before this update, then "
                           "--train-steps conditionals; 0 = from the start (the thesis)"},
     )
+    refiner_init: str = field(
+        default="random",
+        metadata={"help": "decoder 2's weights when the curriculum switches to --train-steps conditionals (at "
+                          "--refine-from-update): 'random' = as initialized (the thesis), 'decoder1' = a copy of "
+                          "decoder 1's (a deviation: decoder 2 starts as a translator of its input instead of an "
+                          "untrained one)",
+                  "choices": ["random", "decoder1"]},
+    )
     glancing_ratio: float = field(
         default=0.0,
         metadata={"help": "glancing sampling for decoder 1 (beyond the paper; Qian et al. 2021): reveal round(ratio x "
@@ -84,7 +96,7 @@ class RefinementNATLossConfig(FairseqDataclass):
 class RefinementNATLoss(FairseqCriterion):
     def __init__(self, task, train_steps, dae_prob, stochastic_approx, lvm_input, dae_choice, refine_from_update,
                  label_smoothing, length_loss_factor, glancing_ratio=0.0, glancing_ratio_end=None,
-                 glancing_anneal_updates=0):
+                 glancing_anneal_updates=0, refiner_init="random"):
         super().__init__(task)
         if train_steps < 1:
             raise ValueError(f"--train-steps must be >= 1, got {train_steps}")
@@ -109,6 +121,12 @@ class RefinementNATLoss(FairseqCriterion):
         if refine_from_update < 0:
             raise ValueError(f"--refine-from-update must be >= 0, got {refine_from_update}")
         self.refine_from_update = refine_from_update
+        if refiner_init not in ("random", "decoder1"):
+            raise ValueError(f"--refiner-init must be 'random' or 'decoder1', got {refiner_init!r}")
+        if refiner_init == "decoder1" and refine_from_update == 0:
+            raise ValueError("--refiner-init decoder1 copies decoder 1 at the curriculum switch: it needs "
+                             "--refine-from-update N > 0 (decoder 1 is untrained at update 0)")
+        self.refiner_init = refiner_init
         if not 0.0 <= label_smoothing < 1.0:
             raise ValueError(f"--label-smoothing must be in [0, 1), got {label_smoothing}")
         self.eps = label_smoothing
@@ -142,6 +160,8 @@ class RefinementNATLoss(FairseqCriterion):
 
     def forward(self, model, sample, reduce=True):
         training = model.training
+        if training and self.refiner_init == "decoder1" and self.update_num == self.refine_from_update:
+            model.copy_initial_decoder_to_refiner()
         out = model(
             **sample["net_input"],
             tgt_tokens=sample["target"],

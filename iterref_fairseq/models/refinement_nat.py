@@ -263,6 +263,13 @@ class RefinementNATModel(HubLoadable, BaseFairseqModel):  # HubLoadable: fairseq
         x = self.embed_scale * self.embed_tgt(prev_tokens)
         return x + prev_hidden if mode == "both" else x
 
+    @torch.no_grad()
+    def copy_initial_decoder_to_refiner(self) -> None:
+        """Decoder 2 takes decoder 1's weights (``--refiner-init decoder1``, at the curriculum switch)."""
+        refiner = dict(self.decoder_refine.named_parameters())
+        for name, p in self.decoder_initial.named_parameters():
+            refiner[name].copy_(p)
+
     def refine_hidden(self, context: DecoderContext, prev_tokens: torch.Tensor, prev_hidden: torch.Tensor):
         """Decoder 2: input = embedding of the previous output + previous final hidden states. -> (B, T, C)."""
         return self.decoder_refine(self._with_positions(self._refine_input(prev_tokens, prev_hidden)), context)
