@@ -13,9 +13,10 @@
 #      -> OUT/compare/learning_curves.{json,md,png}.
 # Systems (same dimensions per decoder pass as refinement_nat_tiny: d 128, ffn 512, 4 heads, 2 encoder layers,
 # 2 layers per decoder; the same optimizer, schedule and batch size):
-#   nat        refinement_nat with this release's defaults (the demo's recipe), on the targets distilled with
+#   nat        refinement_nat with this release's defaults, on the targets distilled with
 #              the teacher's beam DISTILL_BEAM (1: greedy, as every system marked "distilled" below)
 #   nat-curr   the same with --refine-from-update CURRICULUM_UPDATES (decoder 1 alone first)
+#   nat-ri     nat-curr with --refiner-init decoder1 (decoder 2 copied from decoder 1 at the switch): the demo's recipe
 #   nat-0.2    the 0.2 decoder (highway on every sublayer, constant beta 0.5): the demo's recipe before 0.3
 #   nat-glat   nat with glancing sampling for decoder 1 (--glancing-ratio 0.5 -> 0.3 over GLANCE_UPDATES)
 #   nat-glat-curr  nat-glat with the curriculum of nat-curr
@@ -74,6 +75,7 @@ flags_of() {  # the fairseq-train flags of system $1
   case "$1" in
     nat) echo "${NAT[@]} $NAT_EXTRA" ;;
     nat-curr) echo "${NAT[@]} --refine-from-update $CURRICULUM_UPDATES $NAT_EXTRA" ;;
+    nat-ri) echo "${NAT[@]} --refine-from-update $CURRICULUM_UPDATES --refiner-init decoder1 $NAT_EXTRA" ;;
     nat-glat) echo "${NAT[@]} --glancing-ratio 0.5 --glancing-ratio-end 0.3 --glancing-anneal-updates \
                    ${GLANCE_UPDATES:-2000} $NAT_EXTRA" ;;
     nat-glat-curr) echo "${NAT[@]} --glancing-ratio 0.5 --glancing-ratio-end 0.3 --glancing-anneal-updates \
@@ -89,7 +91,7 @@ flags_of() {  # the fairseq-train flags of system $1
     lanmt) echo "--task translation_refine --arch lanmt_tiny --criterion lanmt_loss --kl-budget-updates \
                  ${LANMT_BUDGET_UPDATES:-3600}" ;;
     lanmt-copy) echo "$(flags_of lanmt) --decoder-source-copy" ;;
-    *) echo "unknown system $1 (nat, nat-curr, nat-glat, nat-glat-curr, nat-raw, nat-pdae0, nat-b4, nat-0.2, cmlm, inat, ar, lanmt, lanmt-copy)" >&2; return 1 ;;
+    *) echo "unknown system $1 (nat, nat-curr, nat-ri, nat-glat, nat-glat-curr, nat-raw, nat-pdae0, nat-b4, nat-0.2, cmlm, inat, ar, lanmt, lanmt-copy)" >&2; return 1 ;;
   esac
 }
 
