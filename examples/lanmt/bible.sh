@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The LaNMT talk's table on the demo's Bible De->En data (CPU scale), after `make demo` (it reuses the demo's
-# distilled data and AR teacher, OUT=work/demo):
+# data and AR teacher, OUT=work/demo, and trains on the teacher's greedy output, OUT/distill, which step 1 distils
+# when it is missing: the demo itself distils with beam 4):
 #   1. LaNMT (lanmt_tiny) for LANMT_MINUTES minutes with interval checkpoints, as the `lanmt` system of
 #      examples/refinement_nat/compare-fairseq-nat.sh (same optimizer, schedule, batch and data as the refinement NAT
 #      and fairseq CMLM runs there) -> OUT/compare/lanmt-s$SEED
@@ -48,12 +49,12 @@ STAGES=$OUT/$LANMT_SYSTEM                 # fine-tuned model, score and energy n
 RUN=$OUT/compare/$LANMT_SYSTEM-s$SEED
 log() { echo "[lanmt-bible $(date +%H:%M:%S)] $*" >&2; }
 hours() { "$PYTHON" -c "print($1 / 60)"; }
-[ -f "$OUT/distill/bin/dict.en.txt" ] || { echo "$0: run make demo first (missing $OUT/distill/bin)" >&2; exit 1; }
+[ -f "$OUT/ar/checkpoint_last.pt" ] || { echo "$0: run make demo first (missing the AR teacher $OUT/ar)" >&2; exit 1; }
 mkdir -p "$STAGES" "$RESULTS"
 export OMP_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS
 
 log "1/6 LaNMT for $LANMT_MINUTES minutes"
-SYSTEMS=$LANMT_SYSTEM SEEDS=$SEED NAT_MINUTES=$LANMT_MINUTES DECODE=0 PARALLEL=1 THREADS=$THREADS PYTHON=$PYTHON OUT=$OUT \
+DISTILL_BEAM=1 SYSTEMS=$LANMT_SYSTEM SEEDS=$SEED NAT_MINUTES=$LANMT_MINUTES DECODE=0 PARALLEL=1 THREADS=$THREADS PYTHON=$PYTHON OUT=$OUT \
   bash examples/refinement_nat/compare-fairseq-nat.sh
 
 COMMON=(--user-dir "$USER_DIR" --task translation_refine --optimizer adam --adam-betas '(0.9,0.98)'

@@ -12,7 +12,7 @@ Refinement helps exactly when these improve with l; BLEU can only rise with idec
 table; ``--out`` writes the results as JSON and the table beside it (``.md``). CUDA is used when available unless
 ``--cpu``.
 
-    iterref-analyze-nat-steps work/demo/distill/bin --path work/demo/nat/checkpoint_*.pt --gen-subset train \\
+    iterref-analyze-nat-steps work/demo/distill-beam4/bin --path work/demo/nat/checkpoint_*.pt --gen-subset train \\
         --out steps.json
 
 (The old form ``CHECKPOINT... --data DATA`` still works for one release, with a warning.)
