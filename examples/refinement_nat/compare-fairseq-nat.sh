@@ -114,11 +114,7 @@ train_one() {  # system seed
   mkdir -p "$dir"
   local flags data dims=("${DIMS[@]}")
   flags=$(flags_of "$1")
-  data=$(data_of "$1")
-  compgen -G "$data/dict.*.txt" > /dev/null || {
-    echo "$0: system $1 trains on $data, which has no binarized data (remove the folder above it and rerun" \
-         "to distil it again)" >&2
-    return 1; }
+  data=$(data_of "$1")  # there: checked at the top (raw) or made by distill_for before the runs start
   case "$1" in lanmt*) dims=() ;; esac  # lanmt_tiny has the same sizes under its own flag names
   # shellcheck disable=SC2086
   OMP_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS fairseq-train "$data" --user-dir "$USER_DIR" \
@@ -126,7 +122,7 @@ train_one() {  # system seed
   touch "$dir/.trained"
 }
 
-for system in $SYSTEMS; do  # before the parallel runs, so that no two of them distil the same targets
+for system in $SYSTEMS; do  # names checked and targets made before the parallel runs (no two distil the same)
   flags_of "$system" > /dev/null
   distill_for "$system"
 done
@@ -134,7 +130,6 @@ log "1/3 training ${SYSTEMS// /, } for $NAT_MINUTES minutes, seeds ${SEEDS// /, 
 running=0 failed=0
 for seed in $SEEDS; do
   for system in $SYSTEMS; do
-    flags_of "$system" > /dev/null
     train_one "$system" "$seed" &
     running=$((running + 1))
     if [ "$running" -ge "$PARALLEL" ]; then wait -n || failed=1; running=$((running - 1)); fi
