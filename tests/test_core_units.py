@@ -6,6 +6,7 @@ import torch
 
 import iterref_fairseq  # noqa: F401  (registers everything, applies compat)
 from iterref_fairseq.data.corruption import REPEAT, SWAP, apply_corruption, corrupt_tokens
+from iterref_fairseq.generators import in_eval_mode
 from iterref_fairseq.generators.refinement import (
     IterativeRefinementDecoder,
     RefinementState,
@@ -230,6 +231,19 @@ def test_idec_one_is_initial_decoder_only_and_zero_is_rejected():
             IterativeRefinementDecoder(_Dict(), max_iter=bad)
     with pytest.raises(ValueError, match="unknown stop criterion"):
         IterativeRefinementDecoder(_Dict(), stop_criterion="bogus")
+
+
+def test_in_eval_mode_walks_the_modules_only_of_a_training_model():
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Sequential(torch.nn.Dropout(0.5)))
+    model.train()
+    assert in_eval_mode(model) is model
+    assert not any(m.training for m in model.modules())
+    walked = []
+    model.eval = lambda: walked.append(1) or model  # an eval-mode model is returned as it is
+    assert in_eval_mode(model) is model and walked == []
+    model.training = True
+    in_eval_mode(model)
+    assert walked == [1]
 
 
 def test_remove_repeats_on_output():

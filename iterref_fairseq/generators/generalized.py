@@ -48,6 +48,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
+from . import in_eval_mode
 from .strategies import CoordinateStrategy, StrategyInput, masked_logp_feature, negentropy_feature
 
 logger = logging.getLogger(__name__)
@@ -238,8 +239,7 @@ class GeneralizedDecoder:
             raise ValueError("generalized decoding uses one model; ensembles are not supported")
         if constraints is not None or prefix_tokens is not None:
             raise ValueError("generalized decoding does not support --prefix-size or --constraints")
-        model = models[0]
-        model.eval()
+        model = in_eval_mode(models[0])
         src_tokens = sample["net_input"]["src_tokens"]
         bsz = src_tokens.size(0)
         lengths, length_logp = self._lengths(model, src_tokens, sample)

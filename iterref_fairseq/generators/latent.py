@@ -38,6 +38,7 @@ from typing import Callable, Dict, List, Optional
 
 import torch
 
+from . import in_eval_mode
 from .refinement import RefinementState, collapse_repeats
 
 logger = logging.getLogger(__name__)
@@ -216,8 +217,7 @@ class LatentInferenceDecoder:
             raise ValueError("latent inference decodes with one model; ensembles are not supported")
         if constraints is not None or prefix_tokens is not None:
             raise ValueError("latent inference does not support --prefix-size or --constraints")
-        model = models[0]
-        model.eval()
+        model = in_eval_mode(models[0])
         src_tokens, src_lengths = sample["net_input"]["src_tokens"], sample["net_input"]["src_lengths"]
         with torch.no_grad():  # not inference_mode: the energy network differentiates through its input
             out, passes, latent_steps, history = self._decode(model, sample)

@@ -38,6 +38,8 @@ from typing import Any, Dict, List, NamedTuple, Optional
 
 import torch
 
+from . import in_eval_mode
+
 logger = logging.getLogger(__name__)
 
 STOP_CRITERIA = ("unchanged", "jaccard")
@@ -186,8 +188,7 @@ class IterativeRefinementDecoder:
             raise ValueError("iterative refinement decodes with one model; ensembles are not supported")
         if constraints is not None or prefix_tokens is not None:
             raise ValueError("iterative refinement does not support --prefix-size or --constraints")
-        model = models[0]
-        model.eval()
+        model = in_eval_mode(models[0])
         src_tokens = sample["net_input"]["src_tokens"]
         src_lengths = sample["net_input"]["src_lengths"]
         bsz = src_tokens.size(0)

@@ -39,6 +39,8 @@ from typing import Dict, List, Optional
 
 import torch
 
+from . import in_eval_mode
+
 logger = logging.getLogger(__name__)
 
 CONFIDENCE = ("none", "top_prob", "prob_diff", "entropy")
@@ -215,8 +217,7 @@ class TauLeapingSampler:
             raise ValueError("tau-leaping decodes with one model; ensembles are not supported")
         if constraints is not None or prefix_tokens is not None:
             raise ValueError("tau-leaping does not support --prefix-size or --constraints")
-        model = models[0]
-        model.eval()
+        model = in_eval_mode(models[0])
         out = self.sample(model, sample["net_input"]["src_tokens"])
         hyps = []
         for i in range(out["tokens"].size(0)):
