@@ -50,6 +50,25 @@ def test_benchmark_table(tiny_data, tiny_checkpoint, tiny_ar, tmp_path):
     assert len((tmp_path / "hyps" / "NAT_idec3.txt").read_text().splitlines()) == 24
 
 
+def test_speed_rounds_interleave_systems_and_report_the_median(tiny_data, tiny_checkpoint, tiny_ar, tmp_path):
+    out = tmp_path / "rounds.json"
+    proc = cli("iterref-benchmark-nat", tiny_data, "--path", tiny_checkpoint, "--ar-path", tiny_ar, "--cpu",
+               "--systems", "ar:1,nat:2", "--speed-sentences", "3", "--speed-rounds", "3", "--out", out)
+    rounds = [line.split("timing ", 1)[1] for line in proc.stderr.splitlines() if "sentence by sentence on" in line]
+    # every round times both systems before the next round starts
+    assert [(r.split(" sentence")[0], r.rsplit("(round ", 1)[1]) for r in rounds] == [
+        (name, f"{k} of 3)") for k in (1, 2, 3) for name in ("AR b=1", "NAT idec=2")]
+    for row in json.loads(out.read_text())["rows"]:
+        b1 = row["batch1"]
+        assert len(b1["seconds_per_round"]) == 3 and b1["sentences"] == 3
+        assert b1["seconds"] == sorted(b1["seconds_per_round"])[1]
+        assert b1["src_tokens_per_s"] == pytest.approx(b1["src_tokens"] / b1["seconds"])
+    assert "median of 3 rounds" in out.with_suffix(".md").read_text()
+    bad = cli("iterref-benchmark-nat", tiny_data, "--path", tiny_checkpoint, "--speed-rounds", "0",
+              "--out", tmp_path / "x.json", check=False)
+    assert bad.returncode != 0 and "--speed-rounds must be >= 1, got 0" in bad.stderr
+
+
 def test_deprecated_name_and_flags_still_benchmark(tiny_data, tiny_checkpoint, tmp_path, capsys):
     # in-process (the subprocess behaviour of the alias is in test_console_scripts.py): old name, old flags
     from iterref_fairseq.cli import aliases

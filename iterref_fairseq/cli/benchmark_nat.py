@@ -7,7 +7,9 @@ test split on the same machine in one run and reports
   given), decoded in large batches (``--batch-size``);
 * decoding speed sentence by sentence (batch 1, the thesis's setting) on the first ``--speed-sentences``
   sentences, and in large batches, as source tokens/s and sentences/s (only the generator calls are timed:
-  data loading and detokenization are excluded); ratios to the AR systems are computed from these numbers;
+  data loading and detokenization are excluded); ratios to the AR systems are computed from these numbers. With
+  ``--speed-rounds R`` the sentence-by-sentence timing runs R times, all systems in turn each round, and reports
+  each system's median round;
 * for the NAT: the mean number of decoder passes used.
 
 Output: ``--out`` (JSON, with seed, versions, hardware) and a markdown table beside it (``.md``). CUDA is used when
@@ -23,9 +25,10 @@ import json
 import logging
 import os
 import platform
+import statistics
 import sys
 import time
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 
@@ -266,6 +269,31 @@ def refinement_pass_ms(rows: List[Dict]) -> Dict[str, float]:
     return out
 
 
+def time_batch1(timed: List[Tuple[Dict, Any, Any, Any, int]], args, use_cuda: bool) -> None:
+    """Sentence-by-sentence timing of every system on the first ``--speed-sentences`` sentences, in
+    ``--speed-rounds`` rounds that each time all systems in turn (A B C, A B C, ...): when the machine's speed drifts
+    during the run, every system sees the same drift, and each row's ``batch1.seconds`` is its median round.
+    ``timed``: (row, task, model, generator, steps offset) per system; each row gets its ``batch1`` entry."""
+    per_round = {id(row): [] for row, *_ in timed}
+    for r in range(args.speed_rounds):
+        for row, task, model, generator, offset in timed:
+            logger.info("timing %s sentence by sentence on %d sentences (round %d of %d)", row["system"],
+                        args.speed_sentences, r + 1, args.speed_rounds)
+            _, secs1, src1, n1, steps1 = decode(task, model, generator, args.gen_subset, 1, use_cuda,
+                                                limit=args.speed_sentences, steps_offset=offset)
+            if n1 == 0:
+                raise RuntimeError(f"{row['system']}: no sentence was decoded in the batch-1 timing run")
+            per_round[id(row)].append(secs1)
+            row["batch1"] = {"sentences": n1, "src_tokens": src1, "mean_steps": steps1}
+    for row, *_ in timed:
+        rounds = per_round[id(row)]
+        secs1 = statistics.median(rounds)
+        b1 = row["batch1"]
+        b1.update(seconds=secs1, seconds_per_round=rounds, src_tokens_per_s=b1["src_tokens"] / secs1,
+                  sentences_per_s=b1["sentences"] / secs1)
+        print(f"{row['system']}: batch-1 {b1['src_tokens_per_s']:.1f} src tok/s", file=sys.stderr, flush=True)
+
+
 def run(args) -> Dict:
     import sacrebleu
 
@@ -299,7 +327,7 @@ def run(args) -> Dict:
         loaded["ar"] = load_model(args.ar_path, args.data, use_cuda, args.fp16, "--ar-path")
     n_sent = len(next(iter(loaded.values()))[0].dataset(args.gen_subset))
     refs = read_refs(args.refs, n_sent) if args.refs else None
-    rows = []
+    rows, timed = [], []
     for kind, value in systems:
         task, model = loaded[kind]
         label = "NAT" if kind == "nat" else kind
@@ -335,18 +363,12 @@ def run(args) -> Dict:
                     f.write("\n".join(text) + "\n")
         else:
             row["bleu"] = float("nan")
-        if args.speed_sentences > 0:
-            logger.info("timing %s sentence by sentence on %d sentences", name, args.speed_sentences)
-            _, secs1, src1, n1, steps1 = decode(task, model, generator, args.gen_subset, 1, use_cuda,
-                                                limit=args.speed_sentences, steps_offset=offset)
-            if n1 == 0:
-                raise RuntimeError(f"{name}: no sentence was decoded in the batch-1 timing run")
-            row["batch1"] = {"sentences": n1, "seconds": secs1, "src_tokens_per_s": src1 / secs1,
-                             "sentences_per_s": n1 / secs1, "mean_steps": steps1}
         logger.info("%s: BLEU %.2f", name, row["bleu"])
-        print(f"{name}: BLEU {row['bleu']:.2f}" + (f", batch-1 {row['batch1']['src_tokens_per_s']:.1f} src tok/s"
-                                                   if "batch1" in row else ""), file=sys.stderr, flush=True)
+        print(f"{name}: BLEU {row['bleu']:.2f}", file=sys.stderr, flush=True)
         rows.append(row)
+        timed.append((row, task, model, generator, offset))
+    if args.speed_sentences > 0:
+        time_batch1(timed, args, use_cuda)
     import fairseq
 
     return {
@@ -397,6 +419,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=64, help="sentences per batch for BLEU and batched speed")
     p.add_argument("--speed-sentences", type=int, default=100,
                    help="time sentence-by-sentence decoding on the first N sentences (0 = skip)")
+    p.add_argument("--speed-rounds", type=int, default=1,
+                   help="time the systems sentence by sentence R times, all in turn each round, and report each "
+                        "one's median round (steadier ratios on a machine whose speed drifts)")
     p.add_argument("--stop-criterion", default="unchanged", choices=["unchanged", "jaccard"],
                    help="NAT adaptive decoding: stop when the output is unchanged, or by Jaccard similarity")
     p.add_argument("--length-beam", type=int, default=1, help="NAT length candidates (--iter-decode-with-beam)")
@@ -419,7 +444,7 @@ def _main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s | %(levelname)s | %(name)s | %(message)s")
     args = build_parser().parse_args(argv)
     resolve_data(args, fix="pass the fairseq-preprocess output directory as DATA")
-    check_positive(batch_size=args.batch_size, length_beam=args.length_beam, latent_max_iter=args.latent_max_iter,
+    check_positive(batch_size=args.batch_size, speed_rounds=args.speed_rounds, length_beam=args.length_beam, latent_max_iter=args.latent_max_iter,
                    latent_search_samples=args.latent_search_samples)
     for flag in ("--fairseq-nat", "--refinement-nat", "--latent"):
         for item in getattr(args, flag[2:].replace("-", "_")):
@@ -441,6 +466,8 @@ def _main(argv=None) -> int:
     note = (f"BLEU: sacreBLEU against {len(args.refs or [])} reference(s); speed: {result['hardware']['processor']}, "
             f"{result['hardware']['torch_threads']} torch threads, {'GPU ' + result['hardware'].get('gpu', '') if result['cuda'] else 'CPU'}"
             f"{', fp16' if result['fp16'] else ''}; {result['date']}.")
+    if args.speed_rounds > 1 and args.speed_sentences > 0:
+        note += f" Batch-1 figures: the median of {args.speed_rounds} rounds, every system timed once per round."
     if result["refinement_pass_ms"]:
         note += " One refinement pass at batch 1 (idec 10 minus idec 1, per extra pass): " + ", ".join(
             f"{kind} {ms:.2f} ms" for kind, ms in sorted(result["refinement_pass_ms"].items())) + "."
