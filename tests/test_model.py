@@ -113,6 +113,13 @@ def test_decoding_hooks_keep_padding(model):
         state = model.initialize_refinement(enc, src, torch.tensor([2, 4]))
         assert state.tokens.shape == (2, 4) and state.hidden.shape == (2, 4, 16)
         assert state.tokens[0, 2:].eq(model.pad).all() and state.padding_mask[0].tolist() == [False, False, True, True]
+        # tokens = argmax, scores = their log-probability, 0 at pads (computed here from the output projection)
+        logp = torch.log_softmax(model._output(state.hidden), dim=-1)
+        real = ~state.padding_mask
+        assert torch.equal(state.tokens[real], logp.argmax(-1)[real])
+        assert torch.allclose(state.scores[real], logp.gather(-1, state.tokens.unsqueeze(-1)).squeeze(-1)[real],
+                              atol=1e-5)
+        assert state.scores[~real].eq(0).all()
         nxt = model.refine(enc, state)
         assert nxt.tokens[0, 2:].eq(model.pad).all()
         assert nxt.tokens[~nxt.padding_mask].ge(model.tgt_dict.nspecial).all()
