@@ -102,3 +102,22 @@ def test_learning_curve_minutes_continue_across_a_resumed_run(tmp_path):
     # a run that was never resumed reads its walls
     log.write_text("\n".join([line.format("09:01:00", 25, 60), line.format("09:05:00", 50, 90)]) + "\n")
     assert module.wall_minutes(log) == {25: 1.0, 50: 1.5}
+
+
+def test_learning_curve_reuse_merges_several_files_and_refuses_a_name_twice(tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("learning_curve", EXAMPLES / "learning_curve.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    point = {"update": 200, "minutes": 1.0, "bleu": {"idec1": 2.0}}
+    a, b, c = tmp_path / "a.json", tmp_path / "b.json", tmp_path / "c.json"
+    a.write_text(json.dumps({"runs": {"nat-s1": [point], "cmlm-s1": [point]}}))
+    b.write_text(json.dumps({"runs": {"nat-t2-s1": [dict(point, update=400)]}}))
+    c.write_text(json.dumps({"runs": {"cmlm-s1": []}}))
+    merged = module.merge_runs([a, b])
+    assert sorted(merged) == ["cmlm-s1", "nat-s1", "nat-t2-s1"] and merged["nat-t2-s1"][0]["update"] == 400
+    assert module.merge_runs([]) == {}
+    with pytest.raises(SystemExit, match="run 'cmlm-s1' is in both .*a.json and .*c.json"):
+        module.merge_runs([a, c])
+

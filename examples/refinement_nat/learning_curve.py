@@ -21,6 +21,7 @@ import json
 import re
 import sys
 from pathlib import Path
+from typing import Dict, List
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
@@ -76,6 +77,19 @@ def minutes_at(update: int, table: dict) -> float:
     last = known[-1]
     rate = table[last] / max(last, 1)
     return table[last] + rate * (update - last)
+
+
+def merge_runs(paths: List[Path]) -> Dict[str, list]:
+    """The ``runs`` of several earlier --out files in one dict; a run name found in two files is an error (which of
+    the two curves would be meant is ambiguous)."""
+    runs, source = {}, {}
+    for path in paths:
+        for name, points in json.loads(Path(path).read_text())["runs"].items():
+            if name in runs:
+                raise SystemExit(f"--reuse: run {name!r} is in both {source[name]} and {path}; rename it in one "
+                                 "of them or pass only one")
+            runs[name], source[name] = points, path
+    return runs
 
 
 def checkpoints(run: Path):
@@ -146,12 +160,12 @@ def main(argv=None):
     p.add_argument("--reference-beam", type=int, default=4, help="beam of --reference-ar")
     p.add_argument("--target-fraction", type=float, default=0.5)
     p.add_argument("--every", type=int, default=1, help="decode every k-th checkpoint (the last one always)")
-    p.add_argument("--reuse", type=Path,
+    p.add_argument("--reuse", type=Path, action="append", default=[],
                    help="take the BLEU of every checkpoint from this earlier --out JSON (no decoding) and recompute "
-                        "the minutes from the logs, the table and the plot")
+                        "the minutes from the logs, the table and the plot; repeat it to merge several files")
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
-    earlier = json.loads(args.reuse.read_text())["runs"] if args.reuse else {}
+    earlier = merge_runs(args.reuse)
     n = args.max_examples
     first = read_refs(args.refs, n, prefix=True) if n else read_refs(args.refs, _split_size(args), prefix=False)
     if args.reference_ar:
