@@ -161,6 +161,20 @@ def test_refinement_nat_systems_decode_like_the_main_nat(tiny_data, tiny_checkpo
     assert "One refinement pass at batch 1" in out.with_suffix(".md").read_text()
 
 
+def test_content_tokens_leave_out_pad_eos_and_bos():
+    import torch
+    from fairseq.data import Dictionary
+
+    from iterref_fairseq.cli.benchmark_nat import content_tokens
+
+    d = Dictionary()
+    a, b = d.add_symbol("a"), d.add_symbol("b")
+    # a translation_lev source (BOS first) and a translation source, left-padded: both hold 3 and 2 words
+    lev = torch.tensor([[d.bos(), a, b, a, d.eos()], [d.pad(), d.bos(), b, b, d.eos()]])
+    plain = torch.tensor([[a, b, a, d.eos()], [d.pad(), b, b, d.eos()]])
+    assert content_tokens(lev, d) == content_tokens(plain, d) == 5
+
+
 def test_refinement_pass_time_from_idec_rows():
     from iterref_fairseq.cli.benchmark_nat import refinement_pass_ms
 

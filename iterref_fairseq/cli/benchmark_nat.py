@@ -157,6 +157,15 @@ def batches(task, split: str, batch_size: int, limit: Optional[int] = None):
         yield sample
 
 
+def content_tokens(src_tokens: torch.Tensor, dictionary) -> int:
+    """Number of real source tokens in (B, S) ``src_tokens``: no pad, EOS or BOS (fairseq's ``translation_lev`` task
+    puts a BOS before every source, ``translation`` does not; tokens/s of both count the same words)."""
+    keep = torch.ones_like(src_tokens, dtype=torch.bool)
+    for special in (dictionary.pad(), dictionary.eos(), dictionary.bos()):
+        keep &= src_tokens.ne(special)
+    return int(keep.sum())
+
+
 def decode(task, model, generator, split: str, batch_size: int, use_cuda: bool, limit: Optional[int] = None,
            steps_offset: int = 0):
     """Returns {id: tokens}, seconds spent in generate(), source tokens, sentences, mean decoder passes.
@@ -166,7 +175,6 @@ def decode(task, model, generator, split: str, batch_size: int, use_cuda: bool, 
     from fairseq import utils
 
     hyps, seconds, src_tokens, n, steps = {}, 0.0, 0, 0, []
-    pad, eos = task.source_dictionary.pad(), task.source_dictionary.eos()
     for i, sample in enumerate(batches(task, split, batch_size, limit)):
         if i == 0:  # one untimed call first: lazy initialisation is not decoding time
             with torch.no_grad():
@@ -181,7 +189,7 @@ def decode(task, model, generator, split: str, batch_size: int, use_cuda: bool, 
             torch.cuda.synchronize()
         seconds += time.perf_counter() - start
         src = sample["net_input"]["src_tokens"]
-        src_tokens += int((src.ne(pad) & src.ne(eos)).sum())
+        src_tokens += content_tokens(src, task.source_dictionary)
         for i, sid in enumerate(sample["id"].tolist()):
             best = out[i][0]
             hyps[sid] = best["tokens"].cpu()
