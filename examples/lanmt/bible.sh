@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The LaNMT talk's table on the demo's Bible De->En data (CPU scale), after `make demo` (it reuses the demo's
 # data and AR teacher, OUT=work/demo, and trains on the teacher's greedy output, OUT/distill, which step 1 distils
-# when it is missing: the demo itself distils with beam 4):
+# when it is missing; DISTILL_BEAM=4 trains on the beam-4 output that the demo itself distils, OUT/distill-beam4):
 #   1. LaNMT (lanmt_tiny) for LANMT_MINUTES minutes with interval checkpoints, as the `lanmt` system of
 #      examples/refinement_nat/compare-fairseq-nat.sh (same optimizer, schedule, batch and data as the refinement NAT
 #      and fairseq CMLM runs there) -> OUT/compare/lanmt-s$SEED
@@ -18,9 +18,11 @@
 #      -> RESULTS/lanmt_diagnosis_<date>.{json,md}
 # Knobs: OUT (work/demo), LANMT_SYSTEM (lanmt; lanmt-copy trains with the named deviation --decoder-source-copy,
 #   writes its stages to OUT/lanmt-copy and its results as lanmt_copy_*), LANMT_MINUTES (30), SCORE_MINUTES (10),
-#   SEED (1), THREADS (1), SEARCH_SAMPLES (50),
-#   SPEED_SENTENCES (100), CURVE_RUNS (the other runs of OUT/compare on the curve: "nat-s1 nat-curr-s1 cmlm-s1"),
-#   CURVE_REUSE (a learning_curve.py JSON whose BLEU values are reused: OUT/compare/learning_curves.json),
+#   DISTILL_BEAM (1; with K > 1 the runs go to OUT/compare-beamK and OUT/LANMT_SYSTEM-beamK and the results are named
+#   NAME_beamK_*), SEED (1), THREADS (1), SEARCH_SAMPLES (50),
+#   SPEED_SENTENCES (100), CURVE_DIR (OUT/compare), CURVE_RUNS (the other runs of CURVE_DIR on the curve:
+#   "nat-s1 nat-curr-s1 cmlm-s1"), CURVE_REUSE (a learning_curve.py JSON whose BLEU values are reused:
+#   CURVE_DIR/learning_curves.json),
 #   RESULTS (results/lanmt), PYTHON; LANMT_BUDGET_UPDATES (3600) is passed to compare-fairseq-nat.sh (the free-bits
 #   budget is 1 for the first half of these updates, then falls linearly to 0).
 set -euo pipefail
@@ -44,25 +46,30 @@ case "$LANMT_SYSTEM" in
   lanmt-copy) MODEL_FLAGS=(--decoder-source-copy) ;;
   *) echo "$0: LANMT_SYSTEM must be lanmt or lanmt-copy (got $LANMT_SYSTEM)" >&2; exit 2 ;;
 esac
-NAME=${LANMT_SYSTEM//-/_}                 # results: RESULTS/${NAME}_bible_<date>.json, ...
-STAGES=$OUT/$LANMT_SYSTEM                 # fine-tuned model, score and energy networks
-RUN=$OUT/compare/$LANMT_SYSTEM-s$SEED
+DISTILL_BEAM=${DISTILL_BEAM:-1}
+source examples/common.sh  # hours, distill_dir
+DISTILLED=$(distill_dir)                  # OUT/distill (beam 1) or OUT/distill-beamK
+SUFFIX=""; [ "$DISTILL_BEAM" = 1 ] || SUFFIX="-beam$DISTILL_BEAM"
+NAME=${LANMT_SYSTEM//-/_}${SUFFIX//-/_}   # results: RESULTS/${NAME}_bible_<date>.json, ...
+STAGES=$OUT/$LANMT_SYSTEM$SUFFIX          # fine-tuned model, score and energy networks
+CMP=$OUT/compare$SUFFIX
+RUN=$CMP/$LANMT_SYSTEM-s$SEED
+CURVE_DIR=${CURVE_DIR:-$OUT/compare}
 log() { echo "[lanmt-bible $(date +%H:%M:%S)] $*" >&2; }
-hours() { "$PYTHON" -c "print($1 / 60)"; }
 [ -f "$OUT/ar/checkpoint_last.pt" ] || { echo "$0: run make demo first (missing the AR teacher $OUT/ar)" >&2; exit 1; }
 mkdir -p "$STAGES" "$RESULTS"
 export OMP_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS
 
 log "1/6 LaNMT for $LANMT_MINUTES minutes"
-DISTILL_BEAM=1 SYSTEMS=$LANMT_SYSTEM SEEDS=$SEED NAT_MINUTES=$LANMT_MINUTES DECODE=0 PARALLEL=1 THREADS=$THREADS PYTHON=$PYTHON OUT=$OUT \
-  bash examples/refinement_nat/compare-fairseq-nat.sh
+DISTILL_BEAM=$DISTILL_BEAM CMP=$CMP SYSTEMS=$LANMT_SYSTEM SEEDS=$SEED NAT_MINUTES=$LANMT_MINUTES DECODE=0 PARALLEL=1 \
+  THREADS=$THREADS PYTHON=$PYTHON OUT=$OUT bash examples/refinement_nat/compare-fairseq-nat.sh
 
 COMMON=(--user-dir "$USER_DIR" --task translation_refine --optimizer adam --adam-betas '(0.9,0.98)'
   --max-tokens 2048 --cpu --no-epoch-checkpoints --disable-validation --log-format simple --log-interval 25
   --seed "$SEED")
 if [ ! -f "$STAGES/ft/.trained" ]; then
   log "2/6 one epoch with budget 0, lr 1e-4"
-  fairseq-train "$OUT/distill/bin" "${COMMON[@]}" --arch lanmt_tiny --criterion lanmt_loss --dropout 0.0 "${MODEL_FLAGS[@]}" \
+  fairseq-train "$DISTILLED/bin" "${COMMON[@]}" --arch lanmt_tiny --criterion lanmt_loss --dropout 0.0 "${MODEL_FLAGS[@]}" \
     --kl-budget 0 --kl-budget-schedule constant --lr 1e-4 --lr-scheduler fixed --max-epoch 1 \
     --finetune-from-model "$RUN/checkpoint_last.pt" --save-dir "$STAGES/ft" > "$STAGES/ft.log" 2>&1
   touch "$STAGES/ft/.trained"
@@ -70,7 +77,7 @@ fi
 for param in score energy; do
   if [ -f "$STAGES/$param/.trained" ]; then continue; fi
   log "3/6 $param network for $SCORE_MINUTES minutes"
-  fairseq-train "$OUT/distill/bin" "${COMMON[@]}" --arch lanmt_score_tiny --score-param "$param" \
+  fairseq-train "$DISTILLED/bin" "${COMMON[@]}" --arch lanmt_score_tiny --score-param "$param" \
     --criterion lanmt_score_loss --lanmt-path "$STAGES/ft/checkpoint_last.pt" --dropout 0.0 --lr 1e-3 \
     --lr-scheduler inverse_sqrt --warmup-updates 150 --max-update 100000 \
     --self-step-from-update "${SELF_STEP_FROM:-300}" --stop-time-hours "$(hours "$SCORE_MINUTES")" \
@@ -88,9 +95,9 @@ log "4/6 the table on the test book"
 
 log "5/6 learning curves (first 300 validation verses)"
 RUNS=(--latent "$LANMT_SYSTEM-s$SEED=$RUN")
-for r in $CURVE_RUNS; do [ -d "$OUT/compare/$r" ] && RUNS+=(--run "$r=$OUT/compare/$r"); done
+for r in $CURVE_RUNS; do [ -d "$CURVE_DIR/$r" ] && RUNS+=(--run "$r=$CURVE_DIR/$r"); done
 REUSE=()
-CURVE_REUSE=${CURVE_REUSE:-$OUT/compare/learning_curves.json}
+CURVE_REUSE=${CURVE_REUSE:-$CURVE_DIR/learning_curves.json}
 [ -f "$CURVE_REUSE" ] && REUSE=(--reuse "$CURVE_REUSE")
 "$PYTHON" examples/refinement_nat/learning_curve.py "$DATA/bin" "${RUNS[@]}" "${REUSE[@]}" --gen-subset valid \
   --refs "$DATA/valid.ref.en.k" "$DATA/valid.ref.en.4" "$DATA/valid.ref.en.3" --max-examples 300 --idec 1,10 \
