@@ -121,3 +121,31 @@ def test_learning_curve_reuse_merges_several_files_and_refuses_a_name_twice(tmp_
     with pytest.raises(SystemExit, match="run 'cmlm-s1' is in both .*a.json and .*c.json"):
         module.merge_runs([a, c])
 
+
+def test_learning_curve_main_takes_every_point_from_two_reuse_files(tmp_path):
+    """Two --reuse files, one run each: the curve is drawn from their BLEU without decoding anything (DATA does not
+    even exist), with the minutes read again from each run's log."""
+    line = "2026-12-05 09:0{}:00 | INFO | train_inner | epoch 001: loss=1.0, num_updates={}, lr=0.001, wall={}"
+    runs, reuse = {}, []
+    for k, name in enumerate(("nat-s1", "cmlm-s1")):
+        run = tmp_path / name
+        run.mkdir()
+        (run / "train.log").write_text(line.format(1, 200, 60 * (k + 1)) + "\n")
+        (run / "checkpoint_1_200.pt").write_bytes(b"")
+        earlier = tmp_path / f"earlier-{name}.json"
+        earlier.write_text(json.dumps({"runs": {name: [{"update": 200, "minutes": 0.0,
+                                                         "bleu": {"idec1": 3.0 + k}}]}}))
+        runs[name], reuse = run, reuse + ["--reuse", earlier]
+    ref = tmp_path / "ref.txt"
+    ref.write_text("a b c\n" * 5)
+    out = tmp_path / "lc.json"
+    res = subprocess.run([sys.executable, EXAMPLES / "learning_curve.py", tmp_path / "no-data",
+                          "--run", f"nat-s1={runs['nat-s1']}", "--run", f"cmlm-s1={runs['cmlm-s1']}", *reuse,
+                          "--refs", ref, "--max-examples", "5", "--reference-bleu", "7", "--out", out],
+                         capture_output=True, text=True, env=_env(), timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    got = json.loads(out.read_text())["runs"]
+    assert got == {"nat-s1": [{"update": 200, "minutes": 1.0, "bleu": {"idec1": 3.0}}],
+                   "cmlm-s1": [{"update": 200, "minutes": 2.0, "bleu": {"idec1": 4.0}}]}
+    assert "| cmlm-s1 | idec1 | 2.0 |" in out.with_suffix(".md").read_text()  # 4.0 >= 50% of 7 at 2 minutes
+

@@ -4,14 +4,15 @@
 # when it is missing; DISTILL_BEAM=4 trains on the beam-4 output that the demo itself distils, OUT/distill-beam4):
 #   1. LaNMT (lanmt_tiny) for LANMT_MINUTES minutes with interval checkpoints, as the `lanmt` system of
 #      examples/refinement_nat/compare-fairseq-nat.sh (same optimizer, schedule, batch and data as the refinement NAT
-#      and fairseq CMLM runs there) -> OUT/compare/lanmt-s$SEED
-#   2. one epoch with free-bits budget 0 at a constant lr of 1e-4 (the reference's fine-tuning) -> OUT/LANMT_SYSTEM/ft
+#      and fairseq CMLM runs there) -> CMP/LANMT_SYSTEM-s$SEED (CMP = OUT/compare, OUT/compare-beamK with DISTILL_BEAM=K)
+#   2. one epoch with free-bits budget 0 at a constant lr of 1e-4 (the reference's fine-tuning) -> STAGES/ft
+#      (STAGES = OUT/LANMT_SYSTEM, OUT/LANMT_SYSTEM-beamK with DISTILL_BEAM=K)
 #   3. the score and the energy network (lanmt_score_tiny) on the frozen fine-tuned model, SCORE_MINUTES each
 #   4. the table on the test book (Acts, 3 references) in one iterref-benchmark-nat run: AR beam 3 and 1, LaNMT
 #      prior mean, + delta, + energy, + score, + score + latent search (own score / AR teacher): BLEU, decoder passes,
 #      sentences/s at batch 1 and batched, speed-ups vs AR beam 3 -> RESULTS/lanmt_bible_<date>.{json,md}
 #   5. learning curves on the first 300 validation verses: LaNMT prior / delta against the refinement NAT and CMLM
-#      curves of OUT/compare (their BLEU reused from OUT/compare/learning_curves.json when it exists), with the
+#      curves of CURVE_DIR (their BLEU reused from CURVE_DIR/learning_curves.json when it exists), with the
 #      minutes each needs to reach 50% of AR beam-3 BLEU -> RESULTS/lanmt_learning_curves_<date>.{json,md,png}
 #   6. examples/lanmt/diagnose.py on the fine-tuned model: KL per source position, the reference's accuracy at its
 #      true length from the posterior mean, the prior mean and after delta / score steps
@@ -20,7 +21,7 @@
 #   writes its stages to OUT/lanmt-copy and its results as lanmt_copy_*), LANMT_MINUTES (30), SCORE_MINUTES (10),
 #   DISTILL_BEAM (1; with K > 1 the runs go to OUT/compare-beamK and OUT/LANMT_SYSTEM-beamK and the results are named
 #   NAME_beamK_*), SEED (1), THREADS (1), SEARCH_SAMPLES (50),
-#   SPEED_SENTENCES (100), CURVE_DIR (OUT/compare), CURVE_RUNS (the other runs of CURVE_DIR on the curve:
+#   SPEED_SENTENCES (100), CURVE_DIR (CMP: runs on the same targets), CURVE_RUNS (the other runs of CURVE_DIR on the curve:
 #   "nat-s1 nat-curr-s1 cmlm-s1"), CURVE_REUSE (a learning_curve.py JSON whose BLEU values are reused:
 #   CURVE_DIR/learning_curves.json),
 #   RESULTS (results/lanmt), PYTHON; LANMT_BUDGET_UPDATES (3600) is passed to compare-fairseq-nat.sh (the free-bits
@@ -54,7 +55,7 @@ NAME=${LANMT_SYSTEM//-/_}${SUFFIX//-/_}   # results: RESULTS/${NAME}_bible_<date
 STAGES=$OUT/$LANMT_SYSTEM$SUFFIX          # fine-tuned model, score and energy networks
 CMP=$OUT/compare$SUFFIX
 RUN=$CMP/$LANMT_SYSTEM-s$SEED
-CURVE_DIR=${CURVE_DIR:-$OUT/compare}
+CURVE_DIR=${CURVE_DIR:-$CMP}
 log() { echo "[lanmt-bible $(date +%H:%M:%S)] $*" >&2; }
 [ -f "$OUT/ar/checkpoint_last.pt" ] || { echo "$0: run make demo first (missing the AR teacher $OUT/ar)" >&2; exit 1; }
 mkdir -p "$STAGES" "$RESULTS"

@@ -9,7 +9,7 @@ test split on the same machine in one run and reports
   sentences, and in large batches, as source tokens/s and sentences/s (only the generator calls are timed:
   data loading and detokenization are excluded); ratios to the AR systems are computed from these numbers. With
   ``--speed-rounds R`` the sentence-by-sentence timing runs R times, all systems in turn each round, and reports
-  each system's median round;
+  the median of each system's rounds;
 * for the NAT: the mean number of decoder passes used.
 
 Output: ``--out`` (JSON, with seed, versions, hardware) and a markdown table beside it (``.md``). CUDA is used when
@@ -280,7 +280,8 @@ def refinement_pass_ms(rows: List[Dict]) -> Dict[str, float]:
 def time_batch1(timed: List[Tuple[Dict, Any, Any, Any, int]], args, use_cuda: bool) -> None:
     """Sentence-by-sentence timing of every system on the first ``--speed-sentences`` sentences, in
     ``--speed-rounds`` rounds that each time all systems in turn (A B C, A B C, ...): when the machine's speed drifts
-    during the run, every system sees the same drift, and each row's ``batch1.seconds`` is its median round.
+    during the run, every system sees the same drift, and each row's ``batch1.seconds`` is the median of its rounds
+    (the mean of the middle two for an even R).
     ``timed``: (row, task, model, generator, steps offset) per system; each row gets its ``batch1`` entry."""
     per_round = {id(row): [] for row, *_ in timed}
     for r in range(args.speed_rounds):
@@ -428,8 +429,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--speed-sentences", type=int, default=100,
                    help="time sentence-by-sentence decoding on the first N sentences (0 = skip)")
     p.add_argument("--speed-rounds", type=int, default=1,
-                   help="time the systems sentence by sentence R times, all in turn each round, and report each "
-                        "one's median round (steadier ratios on a machine whose speed drifts)")
+                   help="time the systems sentence by sentence R times, all in turn each round, and report the "
+                        "median of each one's rounds (steadier ratios on a machine whose speed drifts)")
     p.add_argument("--stop-criterion", default="unchanged", choices=["unchanged", "jaccard"],
                    help="NAT adaptive decoding: stop when the output is unchanged, or by Jaccard similarity")
     p.add_argument("--length-beam", type=int, default=1, help="NAT length candidates (--iter-decode-with-beam)")

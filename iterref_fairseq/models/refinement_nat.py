@@ -399,7 +399,8 @@ class RefinementNATModel(HubLoadable, BaseFairseqModel):  # HubLoadable: fairseq
     # ------------------------------------------------------------------ decoding hooks
     def _state(self, hidden: torch.Tensor, tgt_mask: torch.Tensor, context: DecoderContext) -> RefinementState:
         # log-softmax then max: one pass fewer over the (B, T, V) logits than max + logsumexp (35% less time for
-        # this step at batch 1 on the Bible model's 6k vocabulary)
+        # this step at batch 1 on the Bible model's 6k vocabulary), for a second (B, T, V) tensor while it runs
+        # (about 60 MB at 64 sentences x 40 tokens)
         scores, tokens = self._output(hidden).float().log_softmax(-1).max(-1)
         pad_mask = ~tgt_mask
         return RefinementState(
