@@ -160,10 +160,9 @@ def batches(task, split: str, batch_size: int, limit: Optional[int] = None):
 def content_tokens(src_tokens: torch.Tensor, dictionary) -> int:
     """Number of real source tokens in (B, S) ``src_tokens``: no pad, EOS or BOS (fairseq's ``translation_lev`` task
     puts a BOS before every source, ``translation`` does not; tokens/s of both count the same words)."""
-    keep = torch.ones_like(src_tokens, dtype=torch.bool)
-    for special in (dictionary.pad(), dictionary.eos(), dictionary.bos()):
-        keep &= src_tokens.ne(special)
-    return int(keep.sum())
+    from ..data.insertion_noise import content_mask
+
+    return int(content_mask(src_tokens, dictionary.pad(), dictionary.eos(), dictionary.bos()).sum())
 
 
 def decode(task, model, generator, split: str, batch_size: int, use_cuda: bool, limit: Optional[int] = None,
@@ -283,7 +282,8 @@ def time_batch1(timed: List[Tuple[Dict, Any, Any, Any, int]], args, use_cuda: bo
     during the run, every system sees the same drift, and each row's ``batch1.seconds`` is the median of its rounds
     (the mean of the middle two for an even R).
     ``timed``: (row, task, model, generator, steps offset) per system; each row gets its ``batch1`` entry."""
-    per_round = {id(row): [] for row, *_ in timed}
+    for row, *_ in timed:
+        row["batch1"] = {"seconds_per_round": []}
     for r in range(args.speed_rounds):
         for row, task, model, generator, offset in timed:
             logger.info("timing %s sentence by sentence on %d sentences (round %d of %d)", row["system"],
@@ -292,14 +292,12 @@ def time_batch1(timed: List[Tuple[Dict, Any, Any, Any, int]], args, use_cuda: bo
                                                 limit=args.speed_sentences, steps_offset=offset)
             if n1 == 0:
                 raise RuntimeError(f"{row['system']}: no sentence was decoded in the batch-1 timing run")
-            per_round[id(row)].append(secs1)
-            row["batch1"] = {"sentences": n1, "src_tokens": src1, "mean_steps": steps1}
+            row["batch1"]["seconds_per_round"].append(secs1)
+            row["batch1"].update(sentences=n1, src_tokens=src1, mean_steps=steps1)  # the same in every round
     for row, *_ in timed:
-        rounds = per_round[id(row)]
-        secs1 = statistics.median(rounds)
         b1 = row["batch1"]
-        b1.update(seconds=secs1, seconds_per_round=rounds, src_tokens_per_s=b1["src_tokens"] / secs1,
-                  sentences_per_s=b1["sentences"] / secs1)
+        secs1 = statistics.median(b1["seconds_per_round"])
+        b1.update(seconds=secs1, src_tokens_per_s=b1["src_tokens"] / secs1, sentences_per_s=b1["sentences"] / secs1)
         print(f"{row['system']}: batch-1 {b1['src_tokens_per_s']:.1f} src tok/s", file=sys.stderr, flush=True)
 
 
@@ -453,8 +451,8 @@ def _main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s | %(levelname)s | %(name)s | %(message)s")
     args = build_parser().parse_args(argv)
     resolve_data(args, fix="pass the fairseq-preprocess output directory as DATA")
-    check_positive(batch_size=args.batch_size, speed_rounds=args.speed_rounds, length_beam=args.length_beam, latent_max_iter=args.latent_max_iter,
-                   latent_search_samples=args.latent_search_samples)
+    check_positive(batch_size=args.batch_size, speed_rounds=args.speed_rounds, length_beam=args.length_beam,
+                   latent_max_iter=args.latent_max_iter, latent_search_samples=args.latent_search_samples)
     for flag in ("--fairseq-nat", "--refinement-nat", "--latent"):
         for item in getattr(args, flag[2:].replace("-", "_")):
             name = item.split("=", 1)[0]
