@@ -68,6 +68,23 @@ def test_generated_graphs_follow_the_papers_definition(difficulty):
     assert prompt_max + 2 <= prompt_block and target_max + 2 <= target_block
 
 
+def test_samplers_give_hand_checked_graphs_for_a_fixed_seed():
+    # pinned outputs, checked by hand against the paper's definition (edge by edge, in the shuffled order)
+    import random
+    from iterref_fairseq.data.star_graphs import sample_crossing_paths, sample_path_star
+    easy = sample_path_star(random.Random(3), degree=3, path_length=5, n_ids=20)
+    # centre 7 = source; arms 7-18-17-4-11 (goal 11), 7-14-9-19-10, 7-13-1-0-12
+    assert easy.paths == ((7, 18, 17, 4, 11), (7, 14, 9, 19, 10), (7, 13, 1, 0, 12))
+    assert easy.prompt() == "18 17 7 18 17 4 14 9 1 0 9 19 0 12 19 10 13 1 4 11 7 13 7 14 7 11"
+    assert easy.target() == "7 18 18 17 17 4 4 11"
+    medium = sample_crossing_paths(random.Random(3), degree=3, min_length=3, max_length=6, min_plan=2, n_ids=20)
+    # junction 19 at index 1 of 15-19-2-0 (the target) and of 18-19-4-8, at index 2 of 3-12-19-7-13
+    assert medium.junction == 19
+    assert medium.paths == ((15, 19, 2, 0), (18, 19, 4, 8), (3, 12, 19, 7, 13))
+    assert medium.prompt() == "19 2 4 8 12 19 15 19 19 7 19 4 3 12 7 13 18 19 2 0 15 0"
+    assert medium.target() == "15 19 19 2 2 0"
+
+
 def test_junction_index_is_uniform_over_its_range():
     # medium, path of n nodes: index uniform on [0, n - 2); pooled over lengths 3..6 the index 0 has probability
     # (1/1 + 1/2 + 1/3 + 1/4) / 4 = 0.521 (independent computation of the reference generator's distribution)
