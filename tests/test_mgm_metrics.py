@@ -83,3 +83,19 @@ def test_distribution_metrics_keys(train):
     out = MM.distribution_metrics(train[:50] + ["C1CC"], train, max_reference=100, with_fcd=False)
     assert out["validity"] == pytest.approx(50 / 51) and out["novelty"] == 0.0
     assert {"uniqueness", "kl_div", "kl_per_descriptor"} <= set(out) and "frechet" not in out
+
+
+def test_discrete_kl_matches_a_hand_computed_value():
+    # reference: half the mass in the first of 10 unit bins on [0, 10], half in the last; samples: 0.8 / 0.2.
+    # D_KL(P || Q) = 0.5 ln(0.5 / 0.8) + 0.5 ln(0.5 / 0.2) = 0.5 ln(1.5625)
+    ref = np.array([0.0] * 5 + [10.0] * 5)
+    gen = np.array([0.0] * 8 + [10.0] * 2)
+    assert MM.discrete_kl(ref, gen) == pytest.approx(0.5 * math.log(1.5625), abs=1e-6)
+
+
+def test_frechet_distance_matches_the_closed_form_for_diagonal_covariances():
+    # act1: mean 0, covariance diag(2/3, 2/3) (n - 1 = 3); act2 = 2 act1 + (3, 4): mean (3, 4), covariance
+    # diag(8/3, 8/3). FD = |mu1 - mu2|^2 + sum_d (s1 + s2 - 2 sqrt(s1 s2)) = 25 + 2 (10/3 - 8/3) = 25 + 4/3
+    act1 = np.array([[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0], [0.0, -1.0]])
+    act2 = 2 * act1 + np.array([3.0, 4.0])
+    assert MM.frechet_distance(act1, act2) == pytest.approx(25 + 4 / 3, abs=1e-6)
