@@ -3,6 +3,8 @@
 
 Arguments: DIFFICULTY:VARIANT:SEED:RUN_DIR ... Each run dir holds checkpoint_last.pt, generate.txt (the final
 fairseq-generate output), curve/generate_<N>.txt (learning-curve points) and, for insertion models, order.json.
+``--reuse FILE.json`` (repeatable) adds the rows of an earlier summary of the same setup (updates, batch, steps), so
+a table can gather runs made in different sessions; each reused row names its file under ``from``.
 """
 import argparse
 import datetime
@@ -75,6 +77,26 @@ def collect(spec: str) -> Dict:
             "parameters": params, "updates": updates, "failures": final["failures"], "curve": curve, **order}
 
 
+def reuse_rows(path: Path, meta: Dict) -> List[Dict]:
+    """Rows of an earlier summary JSON, each marked with the file it came from; the setup must match ``meta``."""
+    earlier = json.loads(path.read_text())
+    for key in ("max_update", "batch", "sampling_steps"):
+        if earlier.get(key) != meta[key]:
+            raise SystemExit(f"--reuse {path}: its {key} is {earlier.get(key)}, this table's is {meta[key]}; "
+                             "only runs of the same setup go in one table")
+    return [{**r, "from": r.get("from", path.name)} for r in earlier["rows"]]
+
+
+def check_unique(rows: List[Dict]) -> None:
+    seen = set()
+    for r in rows:
+        key = (r["difficulty"], r["variant"], r["seed"])
+        if key in seen:
+            raise SystemExit(f"two rows for {key[0]} {key[1]} seed {key[2]}: give each run once (a run dir or one "
+                             "--reuse file)")
+        seen.add(key)
+
+
 def fmt(x, spec=".2f"):
     return "-" if x is None else format(x, spec)
 
@@ -92,13 +114,19 @@ def markdown(rows: List[Dict], meta: Dict) -> str:
                      f"{fmt(r.get('order_corr_insert'))} | {fmt(r.get('order_corr_reveal'))} | "
                      f"{fmt(r.get('order_choice_revealed_last'))} |")
     sizes = sorted({p["total"] for r in rows for p in r["curve"][:-1]})
+    points = sorted({p["updates"] for r in rows for p in r["curve"]})  # reused runs may have other curve points
     lines += ["", "Learning curves (exact match % at N updates; intermediate points on "
-              f"{' or '.join(map(str, sizes)) or '-'} test graphs (per point in the JSON), the last on all):", "",
-              "| difficulty | model | seed | " + " | ".join(str(p["updates"]) for p in rows[0]["curve"]) + " |",
-              "|---|---|---:|" + "---:|" * len(rows[0]["curve"])]
+              f"{' or '.join(map(str, sizes)) or '-'} test graphs (per point in the JSON), the last on all; - = not "
+              "measured):", "",
+              "| difficulty | model | seed | " + " | ".join(map(str, points)) + " |",
+              "|---|---|---:|" + "---:|" * len(points)]
     for r in rows:
+        at = {p["updates"]: p["exact_match"] for p in r["curve"]}
         lines.append(f"| {r['difficulty']} | {r['name']} | {r['seed']} | "
-                     + " | ".join(f"{p['exact_match']:.1f}" for p in r["curve"]) + " |")
+                     + " | ".join(fmt(at.get(n), ".1f") for n in points) + " |")
+    reused = sorted({r["from"] for r in rows if "from" in r})
+    if reused:
+        lines += ["", "Rows taken from earlier summaries: " + ", ".join(reused) + " (the `from` field of each row)."]
     lines += ["", "Right length / wrong arm: counts over the test graphs (wrong arm = right up to the junction, then "
               "the wrong outgoing edge: the choice that needs look-ahead). Order columns (insertion models, sampled "
               "without confidence ordering, exactly-correct paths only): Pearson correlation of generation step and "
@@ -120,9 +148,10 @@ def plot(rows: List[Dict], out: Path) -> None:
             runs = [r for r in rows if r["difficulty"] == d and r["variant"] == variant and r["curve"]]
             if not runs:
                 continue
-            xs = [p["updates"] for p in runs[0]["curve"]]
-            ys = [statistics.mean(r["curve"][i]["exact_match"] for r in runs if len(r["curve"]) > i)
-                  for i in range(len(xs))]
+            # the mean over seeds at the points every run of this variant measured
+            xs = sorted(set.intersection(*({p["updates"] for p in r["curve"]} for r in runs)))
+            ys = [statistics.mean(p["exact_match"] for r in runs for p in r["curve"] if p["updates"] == x)
+                  for x in xs]
             line, = ax.plot(xs, ys, "-o", ms=3, label=NAMES.get(variant, variant).split(" (")[0])
             for r in runs:
                 ax.plot([p["updates"] for p in r["curve"]], [p["exact_match"] for p in r["curve"]], ":",
@@ -138,22 +167,30 @@ def plot(rows: List[Dict], out: Path) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("runs", nargs="+", help="DIFFICULTY:VARIANT:SEED:RUN_DIR")
+    p.add_argument("runs", nargs="*", help="DIFFICULTY:VARIANT:SEED:RUN_DIR")
+    p.add_argument("--reuse", action="append", default=[], type=Path, metavar="FILE.json",
+                   help="add the rows of an earlier summary of the same setup (repeatable)")
     p.add_argument("--max-update", type=int, required=True, help="the update budget of every model")
     p.add_argument("--batch", type=int, required=True, help="sentences per batch")
     p.add_argument("--tag", default="", help="appended to the output file names (flexmdm_star_cpu_<tag>_<date>)")
     p.add_argument("--steps", type=int, required=True, help="tau-leaping steps")
     p.add_argument("--out-dir", default="results/flexmdm")
     args = p.parse_args()
-    rows = [collect(spec) for spec in args.runs]
+    if not args.runs and not args.reuse:
+        p.error("give at least one DIFFICULTY:VARIANT:SEED:RUN_DIR or --reuse FILE.json")
     date = datetime.date.today().isoformat()
+    setup = {"max_update": args.max_update, "batch": args.batch, "sampling_steps": args.steps}
+    rows = [collect(spec) for spec in args.runs] + [r for f in args.reuse for r in reuse_rows(f, setup)]
+    check_unique(rows)
+    order = ["easy", "medium", "hard"]
+    rows.sort(key=lambda r: (order.index(r["difficulty"]) if r["difficulty"] in order else 9,
+                             list(NAMES).index(r["variant"]) if r["variant"] in NAMES else 99, r["seed"]))
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     prov = run_metadata()
     prov["note"] = ("seed is null: the table gathers one run per training seed (rows[].seed); each run's command "
                     "is in star_cpu_table.sh")
-    meta = {"max_update": args.max_update, "batch": args.batch, "sampling_steps": args.steps, "date": date,
-            "provenance": prov}
+    meta = {**setup, "date": date, "provenance": prov}
     stem = f"flexmdm_star_cpu_{args.tag + '_' if args.tag else ''}{date}"
     (out / f"{stem}.json").write_text(json.dumps({**meta, "rows": rows}, indent=1))
     text = markdown(rows, meta)
