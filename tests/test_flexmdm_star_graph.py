@@ -314,3 +314,31 @@ def test_lookup_probe_guess_rates_count_the_graph_and_the_revealed_nodes():
     naive, informed = probe.guess_rates(src, probe_tokens, torch.tensor([True, True, False]), 4)
     assert naive == pytest.approx((1 / 4 + 1 / 3) / 2)
     assert informed == pytest.approx((1 / 2 + 1 / 2) / 2)
+
+
+@pytest.mark.slow
+def test_inspect_order_network_reads_the_auxiliary_network(star_data, tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    script = str(REPO / "examples" / "flexmdm" / "inspect_order_network.py")
+    ckpt = _train(star_data, tmp_path / "l", "--arch", "lflexmdm_tiny", "--criterion", "flexmdm_loss", *TINY)
+    out = tmp_path / "order_network.json"
+    # one sampling step: the last step starts at t = 0, where every token is still absent (survival 1), so the
+    # expected number of absent tokens is the mean target length, counted here from the raw text
+    res = subprocess.run([sys.executable, script, str(ckpt), "--data", str(star_data), "--steps", "1",
+                          "--out", str(out)], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-2000:]
+    d = json.loads(out.read_text())
+    lengths = [len(line.split()) for line in (star_data / "raw" / "test.tgt").read_text().splitlines()]
+    assert d["sequences"] == len(lengths) == 12
+    assert d["expected_absent_tokens_at_last_step"] == pytest.approx(sum(lengths) / len(lengths), abs=2e-3)
+    assert all(p == pytest.approx(1.0, abs=1e-3) for p in d["p_absent_at_last_step_per_position"])
+    assert len(d["b_in_mean_per_position"]) == max(lengths) and d["b_in_quantiles_5_25_50_75_95"] == sorted(
+        d["b_in_quantiles_5_25_50_75_95"])
+    assert 0 <= d["b_in_below_0.1_fraction"] <= 1 and d["provenance"]["command"]
+    flex = _train(star_data, tmp_path / "f", "--arch", "flexmdm_tiny", "--criterion", "flexmdm_loss", *TINY)
+    res = subprocess.run([sys.executable, script, str(flex), "--data", str(star_data)], capture_output=True, text=True)
+    assert res.returncode != 0 and "is not a learned-order (LFlexMDM) model" in res.stderr

@@ -28,6 +28,7 @@ def main() -> None:
     import iterref_fairseq  # noqa: F401  (registers the plugin, applies the checkpoint shims)
     from fairseq import checkpoint_utils
     from iterref_fairseq.modules import kumaraswamy as kuma
+    from iterref_fairseq.provenance import run_metadata
 
     models, _cfg, task = checkpoint_utils.load_model_ensemble_and_task(
         [args.checkpoint], arg_overrides={"data": args.data})
@@ -54,6 +55,8 @@ def main() -> None:
         "p_absent_at_last_step_per_position": [round(s, 3) for _, s in per_pos],
         "expected_absent_tokens_at_last_step": round(float(surv.sum(1).mean()), 3),
         "expected_sum_b_of_absent_tokens": round(float((surv * b_in).sum(1).mean()), 3),
+        "b_in_below_0.1_fraction": round(float((b_in[content] < 0.1).float().mean()), 4),
+        "provenance": run_metadata(),
     }
     print(json.dumps(out, indent=1))
     if args.out:
