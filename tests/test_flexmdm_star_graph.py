@@ -288,6 +288,12 @@ def test_lookup_probe_runs_on_a_trained_checkpoint(star_data, tmp_path):
     assert d["provenance"]["command"] and d["num_updates"] == 6
     # medium graphs: 3 paths of 3-6 nodes through one junction -> 7 to 16 distinct nodes, chance 1/16 .. 1/7
     assert 1 / 16 <= d["chance"] <= 1 / 7 and d["chance"] < d["chance_informed"] <= 1
+    # the roles split the same probes: counts add up, and the pooled accuracy is their weighted mean
+    roles = d["per_role"]
+    assert sum(r["examples"] for r in roles.values()) == d["node_lookup_probes"]
+    assert sum(r["accuracy"] * r["examples"] for r in roles.values()) == pytest.approx(
+        d["node_lookup_accuracy"] * d["node_lookup_probes"], abs=1e-4)
+    assert roles["junction"]["examples"] > 0 and roles["after_junction"]["examples"] > 0
     # a curve: several checkpoints, sorted by their updates (read from the checkpoint, not the file name)
     early = tmp_path / "checkpoint_9_99.pt"
     cli("fairseq-train", star_data, "--user-dir", USER_DIR, "--task", "star_graph", "-s", "src", "-t", "tgt",
@@ -301,6 +307,18 @@ def test_lookup_probe_runs_on_a_trained_checkpoint(star_data, tmp_path):
     curve = json.loads(out.read_text())
     assert [q["num_updates"] for q in curve["points"]] == [2, 6]
     assert curve["points"][1]["node_lookup_accuracy"] == d["node_lookup_accuracy"]
+
+
+def test_lookup_probe_finds_the_junction_on_the_path():
+    probe = _load_probe()
+    shift = 4  # token index = node id + 4 (4 special symbols); pads (1) and EOS (2) are skipped
+    ids = lambda text: [int(x) + shift for x in text.split()]  # noqa: E731
+    # MEDIUM: node 8 has five incident edges; path 4 -> 8 -> 2 -> 6
+    assert probe.junction_index([1, 1] + ids(MEDIUM_PROMPT) + [2], ids(MEDIUM_TARGET) + [2], shift) == 1
+    # easy graph of the module docstring: the source 7 is the centre
+    assert probe.junction_index(ids(DOC_PROMPT) + [2], ids(DOC_TARGET) + [2, 1], shift) == 0
+    # a path that misses the junction (not a valid target, but the function must not invent an index)
+    assert probe.junction_index(ids(MEDIUM_PROMPT), ids("0 7"), shift) == -1
 
 
 def test_lookup_probe_guess_rates_count_the_graph_and_the_revealed_nodes():

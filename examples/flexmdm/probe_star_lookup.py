@@ -12,6 +12,10 @@ appears twice, at positions 2k - 1 and 2k (0-based, end of edge k-1 and start of
   so one edge lookup suffices. A model that reads edges gets this right; guessing a node gets about 1 / (number of
   nodes).
 
+``node`` is also reported per role of the masked node on the path (``per_role``): before the junction, the
+junction itself, or after it. The junction is the one node with more than two incident edges, so a model can find
+it by counting, without following an edge; the other roles need the lookup.
+
 The model sees the probe at time ``--time`` (default 0.99: late, almost everything revealed) and is scored by the
 argmax of its unmasking distribution at the masked positions (both copies must be right for ``node``). Two guessing
 baselines for ``node``, averaged over the probes like the accuracy: ``chance`` = a uniform guess among the graph's
@@ -28,7 +32,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Tuple
+from typing import Dict, List, Tuple
 
 import torch
 
@@ -58,6 +62,25 @@ def one_token_masked(x1: torch.Tensor, content_len: torch.Tensor, mask_index: in
     return tokens, pos
 
 
+ROLES = ("before_junction", "junction", "after_junction")
+
+
+def junction_index(src_row: List[int], target_row: List[int], special: int) -> int:
+    """Index along the path (0 = source) of the junction, the node with more than two incident edges; -1 when the
+    path does not pass it. Rows are token indices; those below ``special`` (pad, BOS, EOS) are skipped.
+
+    Example (ids as tokens): prompt ``8 5 3 8 4 8 2 6 9 3 8 0 5 1 8 2 0 7 4 6`` (source 4, goal 6), target
+    ``4 8 8 2 2 6``: node 8 has 5 incident edges, the path is 4 -> 8 -> 2 -> 6, so the junction index is 1."""
+    body = [t for t in src_row if t >= special][:-2]  # drop source and goal
+    degree: Dict[int, int] = {}
+    for node in body:
+        degree[node] = degree.get(node, 0) + 1
+    hubs = [n for n, d in degree.items() if d > 2]
+    content = [t for t in target_row if t >= special]
+    path = content[0::2] + content[-1:]
+    return path.index(hubs[0]) if len(hubs) == 1 and hubs[0] in path else -1
+
+
 def argmax_at(model, src, tokens, t: float) -> torch.Tensor:
     with torch.no_grad():
         logits, *_ = model.generator_outputs(src, tokens, tokens.eq(model.pad), torch.full((len(tokens),), t))
@@ -75,7 +98,9 @@ def probe(model, src: torch.Tensor, x1: torch.Tensor, t: float, repeats: int, se
         rows = torch.arange(len(x1))
         right += int(argmax_at(model, src, tokens, t)[rows, pos].eq(x1[rows, pos]).sum())
         total += len(x1)
+    junction = torch.tensor([junction_index(s, x, special) for s, x in zip(src.tolist(), x1.tolist())])
     per_node = {}
+    per_role = {r: {"examples": 0, "right": 0, "informed_sum": 0.0} for r in ROLES}
     for k in range(1, int(content_len.max()) // 2):
         tokens, valid = node_copies_masked(x1, content_len, k, model.mask_index)
         if not valid.any():
@@ -85,6 +110,13 @@ def probe(model, src: torch.Tensor, x1: torch.Tensor, t: float, repeats: int, se
         naive, informed = guess_rates(src, tokens, valid, special)
         per_node[k] = {"examples": int(valid.sum()), "accuracy": float(ok[valid].float().mean()),
                        "chance": naive, "chance_informed": informed}
+        for role, rows in zip(ROLES, (junction > k, junction == k, (junction >= 0) & (junction < k))):
+            rows = rows & valid
+            if rows.any():
+                agg = per_role[role]
+                agg["examples"] += int(rows.sum())
+                agg["right"] += int(ok[rows].sum())
+                agg["informed_sum"] += guess_rates(src, tokens, rows, special)[1] * int(rows.sum())
     n_node = sum(v["examples"] for v in per_node.values())
 
     def pooled(key):
@@ -92,7 +124,10 @@ def probe(model, src: torch.Tensor, x1: torch.Tensor, t: float, repeats: int, se
 
     return {"single_token_accuracy": right / total, "node_lookup_accuracy": pooled("accuracy"),
             "chance": pooled("chance"), "chance_informed": pooled("chance_informed"),
-            "node_lookup_probes": n_node, "per_node": per_node}
+            "node_lookup_probes": n_node, "per_node": per_node,
+            "per_role": {r: {"examples": a["examples"], "accuracy": a["right"] / max(a["examples"], 1),
+                             "chance_informed": a["informed_sum"] / max(a["examples"], 1)}
+                         for r, a in per_role.items()}}
 
 
 def guess_rates(src: torch.Tensor, probe_tokens: torch.Tensor, valid: torch.Tensor,
