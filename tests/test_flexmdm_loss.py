@@ -267,7 +267,7 @@ def test_kuma_kl_reduction_and_value_at_the_floor():
     b = torch.tensor([[0.01, 2.0, 5.0], [1.0, 1.0, 1.0]], dtype=torch.float64)
     mask = torch.tensor([[True, True, False], [True, True, True]])
     assert float(kuma_kl(1.0, b, mask)) == pytest.approx(((kl1(0.01) + kl1(2.0)) / 2 + 0.0) / 2, rel=1e-9)
-    assert kl1(0.01) == pytest.approx(94.4, abs=0.1)  # REFERENCE §4: ~94 at the floor
+    assert kl1(0.01) == pytest.approx(94.4, abs=0.1)  # the reference code's KL: ~94 at the floor
 
 
 def test_criterion_defaults_are_the_reference_forms():

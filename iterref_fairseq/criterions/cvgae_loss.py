@@ -14,7 +14,7 @@ The reconstruction term R (``--reconstruction``):
   (sigma = 1). Its scale is n/2 * RMSD^2, so against the summed KLs it weighs the geometry very differently;
 * ``msd``: sum_i ||mu_i - x*_i||^2 / n.
 
-The default follows the code because the published numbers come from it (REFERENCE §6; the thesis text and the code
+The default follows the code because the published numbers come from it (docs/cvgae.md; the thesis text and the code
 disagree here).
 
 The alignment (``--alignment``): ``proper`` (default; the thesis and the reference code) removes rotation and

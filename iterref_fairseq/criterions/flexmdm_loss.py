@@ -1,4 +1,4 @@
-"""Loss of FlexMDM / LFlexMDM (seed 002, §3; REFERENCE §4).
+"""Loss of FlexMDM / LFlexMDM (the FlexMDM / LFlexMDM paper, §3; docs/flexmdm.md).
 
 Per noisy sample (x_t at time t, drawn by the model from the per-token schedules of x1):
 
@@ -20,7 +20,7 @@ Joint training without simulation: two noisy samples z1, z2 per sequence (same t
 (ii) the leave-one-out REINFORCE term 1/2 (L1 - L2) (log p_phi(z1 | x1) - log p_phi(z2 | x1)) with the closed-form
 state probabilities of ``modules/kumaraswamy.state_log_probs``.
 
-Regularisers of phi (defaults = the reference code's forms and weights, REFERENCE §4; 0.2.0's forms stay as
+Regularisers of phi (defaults = the reference code's forms and weights, docs/flexmdm.md; 0.2.0's forms stay as
 named options):
 
 * schedule regulariser (``--schedule-reg-form``): per sequence, sum_k (mean_i F_i(t_k) - t_k)^2 over K = 100

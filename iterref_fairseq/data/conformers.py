@@ -1,4 +1,4 @@
-"""Reference conformers for the ``conformer`` task (thesis ch. 6; REFERENCE §6, §7): QM9 geometries and SDF files.
+"""Reference conformers for the ``conformer`` task (thesis ch. 6; docs/cvgae.md): QM9 geometries and SDF files.
 
 One reference conformer per molecule, heavy atoms only (the thesis's CVGAE models heavy atoms; hydrogens are
 implicit). Two sources:

@@ -1,4 +1,4 @@
-"""Molecule strings (SMILES or SAFE) as fairseq text for insertion models (seed 002 §5.2).
+"""Molecule strings (SMILES or SAFE) as fairseq text for insertion models (the LFlexMDM paper, §5.2).
 
 Every example is one molecule: the source is the constant prompt ``MOL`` (unconditional generation, the prompt
 only gives the model a fixed prefix) and the target is the atom-level tokenized string

@@ -1,4 +1,4 @@
-"""Synthetic star-graph traversal data, as defined by the LFlexMDM paper's generators (seed 002 §5.1; REFERENCE §4).
+"""Synthetic star-graph traversal data, as defined by the LFlexMDM paper's generators (§5.1; docs/flexmdm.md).
 
 Every graph is a set of simple *directed* paths that share one junction node. The prompt lists the directed edges
 in random order and then names a source and a goal; the target is the source-to-goal path written as its edges,

@@ -1,4 +1,4 @@
-"""tau-leaping sampler for insertion models (FlexMDM / LFlexMDM; seed 002, sampling algorithm).
+"""tau-leaping sampler for insertion models (FlexMDM / LFlexMDM; the LFlexMDM paper, sampling algorithm).
 
 The sampler is model-agnostic. A model implements::
 

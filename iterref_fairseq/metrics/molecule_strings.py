@@ -1,4 +1,4 @@
-"""String-level metrics of generated molecules (SMILES or SAFE strings) for insertion models (seed 002 §5.2).
+"""String-level metrics of generated molecules (SMILES or SAFE strings) for insertion models (the LFlexMDM paper, §5.2).
 
 * validity   = fraction of generated strings that decode to an RDKit molecule (SAFE -> SMILES first);
 * uniqueness = distinct canonical SMILES / valid;

@@ -1,4 +1,4 @@
-"""FlexMDM and LFlexMDM: variable-length masked diffusion by insertion, with learnable order dynamics (seed 002).
+"""FlexMDM and LFlexMDM: variable-length masked diffusion by insertion, with learnable order dynamics (the LFlexMDM paper).
 
 Generator theta (``FlexMDMModel``): one bidirectional Transformer with adaLN time conditioning
 (``modules/adaln_transformer.py``) over ``[prompt ; x_t]``. The prompt (fairseq source, e.g. the star-graph edge

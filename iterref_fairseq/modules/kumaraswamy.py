@@ -1,4 +1,4 @@
-"""Kumaraswamy time schedules of LFlexMDM (seed 002, §3 and Prop. 1).
+"""Kumaraswamy time schedules of LFlexMDM (the LFlexMDM paper, §3 and Prop. 1).
 
 Each token i of a clean sequence x1 gets an insertion time T_in^i and an unmasking time T_um^i >= T_in^i with
 
