@@ -32,13 +32,14 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import List, Tuple
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from iterref_fairseq.cli.common import checkpoint_updates, load_checkpoint, load_checkpoint_state  # noqa: E402
+from iterref_fairseq.data.star_graphs import junction_of  # noqa: E402
 
 
 def node_copies_masked(x1: torch.Tensor, content_len: torch.Tensor, k: int,
@@ -72,13 +73,10 @@ def junction_index(src_row: List[int], target_row: List[int], special: int) -> i
     Example (ids as tokens): prompt ``8 5 3 8 4 8 2 6 9 3 8 0 5 1 8 2 0 7 4 6`` (source 4, goal 6), target
     ``4 8 8 2 2 6``: node 8 has 5 incident edges, the path is 4 -> 8 -> 2 -> 6, so the junction index is 1."""
     body = [t for t in src_row if t >= special][:-2]  # drop source and goal
-    degree: Dict[int, int] = {}
-    for node in body:
-        degree[node] = degree.get(node, 0) + 1
-    hubs = [n for n, d in degree.items() if d > 2]
+    hub = junction_of(list(zip(body[0::2], body[1::2])))
     content = [t for t in target_row if t >= special]
     path = content[0::2] + content[-1:]
-    return path.index(hubs[0]) if len(hubs) == 1 and hubs[0] in path else -1
+    return path.index(hub) if hub is not None and hub in path else -1
 
 
 def argmax_at(model, src, tokens, t: float) -> torch.Tensor:
