@@ -411,3 +411,45 @@ def test_corruption_prob_without_the_constant_schedule_is_an_error_in_training()
     task = TranslationRefineTask(TranslationRefineConfig(corruption_prob=0.5), d, d)  # loading a model: fine
     with pytest.raises(ValueError, match="Add --corruption-schedule constant"):
         RefinementNATLoss(task, 4, 0.5, False, "previous", "batch", 0, 0.0, 1.0)
+
+
+# ------------------------------------------------------------------------------- activation checkpointing
+def _loss_grads_and_saved_bytes(checkpoint_activations: bool):
+    """One itrain-4 training forward/backward with dropout; returns (loss, {name: grad}, bytes kept for backward)."""
+    from iterref_fairseq.criterions.refinement_nat_loss import RefinementNATLoss
+
+    model = _model(dim=32, layers=2, vocab=60, seed=3)
+    model.args.dropout = model.dropout = 0.3
+    for m in model.modules():  # the stacks' own dropout layers
+        if isinstance(m, nn.Dropout):
+            m.p = 0.3
+    model.args.checkpoint_activations = checkpoint_activations
+    model.train()
+    d = model.tgt_dict
+    task = TranslationRefineTask(TranslationRefineConfig(), d, d)
+    criterion = RefinementNATLoss(task, 4, 0.5, False, "previous", "batch", 0, 0.0, 1.0)
+    src, src_len, tgt = _batch(model, bsz=6, src_len=11, tgt_len=10)
+    sample = {"net_input": {"src_tokens": src, "src_lengths": src_len}, "target": tgt}
+    saved = []
+
+    def pack(t):
+        saved.append(t.numel() * t.element_size())
+        return t
+
+    torch.manual_seed(11)  # the DAE coins, the corruption and the dropout masks
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        loss, _, _ = criterion(model, sample)
+    kept = sum(saved)
+    loss.backward()
+    return loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}, kept
+
+
+def test_checkpoint_activations_gives_the_same_loss_and_gradients_and_keeps_less():
+    loss, grads, kept = _loss_grads_and_saved_bytes(False)
+    loss_ckpt, grads_ckpt, kept_ckpt = _loss_grads_and_saved_bytes(True)
+    assert torch.equal(loss, loss_ckpt)
+    assert grads.keys() == grads_ckpt.keys() and len(grads) > 10
+    for name in grads:
+        torch.testing.assert_close(grads_ckpt[name], grads[name], rtol=1e-5, atol=1e-7, msg=name)
+    # four decoder passes keep only their inputs and outputs: well under half of what the plain passes keep
+    assert kept_ckpt < 0.5 * kept, (kept_ckpt, kept)

@@ -106,6 +106,10 @@ def bleu_of(path, data, kind, idecs, args, refs) -> list:
     import sacrebleu
 
     task, model = load_model(str(path), data, False, False)
+    if kind == "auto":  # a --run: our refinement NAT or a fairseq NAT, told apart by the checkpoint's model
+        from iterref_fairseq.models.refinement_nat import RefinementNATModel
+
+        kind = "nat" if isinstance(model, RefinementNATModel) else "fairseq"
     task.load_dataset(args.gen_subset)
     gen_args = argparse.Namespace(length_beam=1, stop_criterion="unchanged", keep_repeats=False, max_len_a=1.2,
                                   max_len_b=10, latent_max_iter=2, latent_step_size=0.8, latent_search_samples=1,
@@ -144,7 +148,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("data")
     p.add_argument("--run", action="append", default=[], metavar="NAME=DIR",
-                   help="a NAT run; NAME starting with 'nat' = refinement_nat, otherwise a fairseq NAT")
+                   help="a NAT run: refinement_nat or a fairseq NAT (told apart by its checkpoint's model)")
     p.add_argument("--ar", action="append", default=[], metavar="NAME=DIR", help="an AR run (greedy BLEU)")
     p.add_argument("--latent", action="append", default=[], metavar="NAME=DIR", help="a LaNMT run")
     p.add_argument("--latent-settings", default="prior,delta", help="latent inference per LaNMT checkpoint")
@@ -191,9 +195,8 @@ def main(argv=None):
                 settings = args.latent_settings.split(",")
                 bleu = dict(zip(settings, bleu_of(path, args.data, "latent", settings, args, first)))
             else:
-                kind = "nat" if name.startswith("nat") else "fairseq"
                 idecs = args.idec.split(",")
-                scores = bleu_of(path, args.data, kind, [int(i) for i in idecs], args, first)
+                scores = bleu_of(path, args.data, "auto", [int(i) for i in idecs], args, first)
                 bleu = {f"idec{i}": b for i, b in zip(idecs, scores)}
             points.append({"update": update, "minutes": round(minutes_at(update, table), 2), "bleu": bleu})
             print(f"{name} update {update} ({points[-1]['minutes']} min): "

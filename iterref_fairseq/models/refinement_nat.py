@@ -33,6 +33,7 @@ import math
 from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
+import torch.utils.checkpoint
 import torch.nn.functional as F
 from fairseq.models import BaseFairseqModel, register_model, register_model_architecture
 from fairseq.models.transformer import Embedding, TransformerEncoder, TransformerModel
@@ -240,7 +241,7 @@ class RefinementNATModel(HubLoadable, BaseFairseqModel):  # HubLoadable: fairseq
         x = self.embed_scale * self.encoder.embed_tokens(copied)
         if glanced is not None:
             x = torch.where(glanced.unsqueeze(2), self.embed_scale * self.embed_tgt(target), x)
-        return self.decoder_initial(self._with_positions(x), context)
+        return self._run_stack(self.decoder_initial, self._with_positions(x), context)
 
     @staticmethod
     def glance_positions(predicted: torch.Tensor, target: torch.Tensor, tgt_mask: torch.Tensor,
@@ -272,7 +273,18 @@ class RefinementNATModel(HubLoadable, BaseFairseqModel):  # HubLoadable: fairseq
 
     def refine_hidden(self, context: DecoderContext, prev_tokens: torch.Tensor, prev_hidden: torch.Tensor):
         """Decoder 2: input = embedding of the previous output + previous final hidden states. -> (B, T, C)."""
-        return self.decoder_refine(self._with_positions(self._refine_input(prev_tokens, prev_hidden)), context)
+        return self._run_stack(self.decoder_refine, self._with_positions(self._refine_input(prev_tokens, prev_hidden)),
+                               context)
+
+    def _run_stack(self, stack: NATDecoderStack, x: torch.Tensor, context: DecoderContext) -> torch.Tensor:
+        """One decoder pass. With fairseq's ``--checkpoint-activations`` (training only) the pass keeps only its
+        input and output for the backward pass and recomputes its inside there: an update at itrain 4 keeps the
+        activations of one decoder pass at a time instead of four, for one more forward of each pass (measured
+        in docs/refinement_nat.md, "the cost of one training update"). Dropout masks are the same in the
+        recomputation (the RNG state is restored), so losses and gradients equal the plain pass's."""
+        if self.training and getattr(self.args, "checkpoint_activations", False) and torch.is_grad_enabled():
+            return torch.utils.checkpoint.checkpoint(stack, x, context, use_reentrant=False)
+        return stack(x, context)
 
     # ------------------------------------------------------------------ training (Eq. 3.4)
     def forward(
