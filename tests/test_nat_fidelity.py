@@ -418,12 +418,12 @@ def _loss_grads_and_saved_bytes(checkpoint_activations: bool):
     """One itrain-4 training forward/backward with dropout; returns (loss, {name: grad}, bytes kept for backward)."""
     from iterref_fairseq.criterions.refinement_nat_loss import RefinementNATLoss
 
-    model = _model(dim=32, layers=2, vocab=60, seed=3)
+    # the flag at build time, as fairseq-train passes it: fairseq then also wraps the encoder layers
+    model = _model(dim=32, layers=2, vocab=60, seed=3, checkpoint_activations=checkpoint_activations)
     model.args.dropout = model.dropout = 0.3
     for m in model.modules():  # the stacks' own dropout layers
         if isinstance(m, nn.Dropout):
             m.p = 0.3
-    model.args.checkpoint_activations = checkpoint_activations
     model.train()
     d = model.tgt_dict
     task = TranslationRefineTask(TranslationRefineConfig(), d, d)
