@@ -269,3 +269,21 @@ def test_oracle_length_without_target_is_a_clear_error():
     dec = IterativeRefinementDecoder(_Dict(), oracle_length=True)
     with pytest.raises(ValueError, match="--oracle-length needs reference targets"):
         dec.generate([ScriptedModel([[[4, 5]]])], _sample(1))
+
+
+def test_pyplot_draws_a_file_without_matplotlib_debug_lines(tmp_path):
+    """A fresh interpreter with the root logger at DEBUG (as after importing fairseq): the figure is written and
+    matplotlib / PIL log nothing below WARNING (their import and font search used to print hundreds of lines)."""
+    import subprocess
+    import sys
+
+    png = tmp_path / "figure.png"
+    code = ("import logging; logging.basicConfig(level=logging.DEBUG)\n"
+            "from iterref_fairseq.plotting import pyplot\n"
+            "plt = pyplot(); fig, ax = plt.subplots(); ax.plot([0, 1], [1, 0], label='a'); ax.legend()\n"
+            "ax.set_title('title'); fig.savefig(%r); logging.getLogger('check').debug('root still at debug')\n" % str(png))
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert png.stat().st_size > 1000
+    assert "DEBUG:check:root still at debug" in res.stderr  # other loggers are untouched
+    assert "DEBUG:matplotlib" not in res.stderr and "DEBUG:PIL" not in res.stderr, res.stderr[:500]

@@ -41,13 +41,9 @@ def main(argv=None) -> int:
     meta["note"] = "seed is null: this script only reads a training log"
     with open(args.out, "w") as f:
         json.dump({"log": os.path.abspath(args.log), "points": points, "provenance": meta}, f, indent=1)
-    import logging
+    from iterref_fairseq.plotting import pyplot
 
-    import matplotlib
-
-    logging.getLogger("matplotlib").setLevel(logging.WARNING)  # importing fairseq turns the root logger to DEBUG
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(6, 4))
     x = [pt["num_updates"] for pt in points]

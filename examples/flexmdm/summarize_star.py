@@ -136,10 +136,9 @@ def markdown(rows: List[Dict], meta: Dict) -> str:
 
 
 def plot(rows: List[Dict], out: Path) -> None:
-    import matplotlib
+    from iterref_fairseq.plotting import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     difficulties = sorted({r["difficulty"] for r in rows}, key=["easy", "medium", "hard"].index)
     fig, axes = plt.subplots(1, len(difficulties), figsize=(4.2 * len(difficulties), 3.2), squeeze=False)

@@ -230,10 +230,9 @@ def main(argv=None):
                                     "provenance": provenance}, indent=1))
     args.out.with_suffix(".md").write_text(table + "\n")
     try:
-        import matplotlib
+        from iterref_fairseq.plotting import pyplot
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        plt = pyplot()
 
         fig, ax = plt.subplots(figsize=(7, 4.5))
         styles = ("-", "--", ":", "-.")

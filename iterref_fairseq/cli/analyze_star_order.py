@@ -98,10 +98,9 @@ def _json_safe(d: Dict) -> Dict:
 
 
 def plot(pairs, out: Path, title: str) -> None:
-    import matplotlib
+    from ..plotting import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     xs, ys = zip(*pairs)
     fig, ax = plt.subplots(figsize=(4, 3.2))

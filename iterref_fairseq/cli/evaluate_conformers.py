@@ -110,10 +110,9 @@ def markdown(agg: Dict, methods: List[str]) -> str:
 
 
 def plot(out_png: str, per_mol: Dict, methods: List[str]) -> None:
-    import matplotlib
+    from ..plotting import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for ax, key, title in ((axes[0], "mean", "per-molecule mean RMSD"), (axes[1], "best", "per-molecule best RMSD")):
@@ -130,10 +129,9 @@ def plot(out_png: str, per_mol: Dict, methods: List[str]) -> None:
 def picture(out_png: str, ref_mols: List, files: List[Dict], methods: List[str], count: int) -> None:
     """Reference (black) and the first conformer of each method (colour), aligned onto the reference, projected on
     the reference's two principal axes."""
-    import matplotlib
+    from ..plotting import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     import torch
 
     from ..modules.kabsch import centre, kabsch_rotation

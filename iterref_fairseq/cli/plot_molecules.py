@@ -41,14 +41,9 @@ def read_trajectory(path: str) -> List[Dict]:
 
 
 def _pyplot():
-    import logging
+    from ..plotting import pyplot
 
-    import matplotlib
-
-    for noisy in ("matplotlib", "PIL"):  # font-manager and PNG-chunk DEBUG lines are noise here
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     return plt
 

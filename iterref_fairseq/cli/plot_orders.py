@@ -127,10 +127,9 @@ def collect(model, task, strategies: List[str], args) -> Dict[str, Dict]:
 
 
 def plot(results: Dict[str, Dict], clusters: int, out_dir: str, seed: int) -> Dict:
-    import matplotlib
+    from ..plotting import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     os.makedirs(out_dir, exist_ok=True)
     summary = {}
