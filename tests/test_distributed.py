@@ -1,4 +1,5 @@
-"""2-rank fairseq training on CPU with gloo (docs/refinement_nat.md, distributed training): both ranks finish and hold identical parameters."""
+"""2-rank fairseq training on CPU with gloo (docs/refinement_nat.md, distributed training): both ranks finish and
+hold identical parameters."""
 
 import pytest
 

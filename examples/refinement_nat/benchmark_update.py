@@ -14,8 +14,8 @@ process's peak resident memory during the updates (the model, data and allocator
 Systems (``--systems``, comma-separated): ``cmlm`` (fairseq ``cmlm_transformer``, ``--noise random_mask``, label
 smoothing 0.1, the fairseq defaults), ``nat`` (``refinement_nat`` with this release's defaults, itrain
 ``--train-steps``), ``nat-ckpt`` (the same with fairseq's ``--checkpoint-activations``: each decoder pass is
-recomputed in the backward pass instead of keeping its activations), ``nat-itrain1`` (decoder 1 alone: the first phase of ``--refine-from-update``), ``nat-0.2``
-(the 0.2 decoder: highway on every sublayer). Extra flags for every NAT system: ``--nat-flags "..."``.
+recomputed in the backward pass instead of keeping its activations), ``nat-itrain1`` (decoder 1 alone: the first
+phase of ``--refine-from-update``), ``nat-0.2`` (the 0.2 decoder: highway on every sublayer). Extra flags for every NAT system: ``--nat-flags "..."``.
 Writes JSON (``--out``) with provenance, and a markdown table beside it.
 """
 import argparse

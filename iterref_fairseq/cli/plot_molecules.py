@@ -17,6 +17,7 @@ import os
 import sys
 from typing import Dict, List
 
+from ..plotting import pyplot
 from .common import CLIError, console_main, new_parser, provenance
 
 PROG = "iterref-plot-molecules"
@@ -40,14 +41,6 @@ def read_trajectory(path: str) -> List[Dict]:
     return rows
 
 
-def _pyplot():
-    from ..plotting import pyplot
-
-    plt = pyplot()
-
-    return plt
-
-
 def cmd_steps(args) -> None:
     from iterref_fairseq.metrics.molecules import ReferenceStatistics, distribution_metrics
 
@@ -65,7 +58,7 @@ def cmd_steps(args) -> None:
         m.pop("kl_per_descriptor", None)
         per_step.append({"step": r["step"], **m})
     keys = ["validity", "uniqueness", "novelty", "kl_div"] + ([] if args.no_fcd else ["frechet"])
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     for k in keys:
         ax.plot([m["step"] for m in per_step], [m[k] for m in per_step], marker=".", label=k)
@@ -103,7 +96,7 @@ def cmd_tradeoff(args) -> None:
             curves.append((os.path.basename(data.get("trajectory", path)).split(".smi")[0] + " (per step)", pts))
         else:
             fail(f"{path} is neither an iterref-evaluate-molecules nor a 'steps' JSON file")
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 4.2))
     for label, pts in curves:
         ax.plot([p[1] for p in pts], [p[2] for p in pts], "-o", ms=3, alpha=0.6, label=label)
@@ -136,7 +129,7 @@ def cmd_trajectory(args) -> None:
     frames = rows[:: max(1, args.every)]
     if frames[-1] is not rows[-1]:
         frames.append(rows[-1])  # always show the final sample
-    plt = _pyplot()
+    plt = pyplot()
     cols = min(args.per_row, len(frames))
     n_rows = (len(frames) + cols - 1) // cols
     fig, axes = plt.subplots(n_rows, cols, figsize=(2.4 * cols, 2.3 * n_rows), squeeze=False)
