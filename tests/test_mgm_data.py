@@ -89,20 +89,55 @@ def test_invalid_and_masked_graphs_are_not_molecules():
     assert M.canonical_smiles(M.INVALID_SMILES) is None
 
 
-def test_featurized_cache_is_reused_without_rdkit(tmp_path):
+def test_featurized_cache_is_reused_without_rdkit(tmp_path, monkeypatch):
     smi = tmp_path / "train.smi"
     smi.write_text("CCO\nc1ccccc1\nnot_a_smiles\nCC(=O)O\n")
     vocab = M.MolVocab.from_smiles(M.read_smiles_file(str(smi)))
     first = M.load_featurized(str(smi), vocab)
     assert len(first) == 3 and first.num_rejected == 1 and first.rejected_examples == ["not_a_smiles"]
     assert list((tmp_path / "cache").glob("train.graphs.npz"))
-    calls = M.FEATURIZE_CALLS["count"]
+    parsed = []
+    real = M.smiles_to_graph
+    monkeypatch.setattr(M, "smiles_to_graph", lambda s, v: parsed.append(s) or real(s, v))
     second = M.load_featurized(str(smi), vocab)
-    assert M.FEATURIZE_CALLS["count"] == calls, "a cached split must not be parsed by RDKit again"
+    assert parsed == [], "a cached split must not be parsed by RDKit again"
     assert second.smiles == first.smiles and (second.nodes == first.nodes).all()
     assert (second.bonds == first.bonds).all() and second.num_rejected == 1
+    assert second.rejected_examples == ["not_a_smiles"]
     smi.write_text("CCO\n")  # an edited file invalidates the cache
-    assert len(M.load_featurized(str(smi), vocab)) == 1 and M.FEATURIZE_CALLS["count"] == calls + 1
+    third = M.load_featurized(str(smi), vocab)
+    assert len(third) == 1 and parsed == ["CCO"] and third.rejected_examples == []
+    other = M.MolVocab.from_smiles(["CCN"])  # another vocabulary featurizes again too
+    M.load_featurized(str(smi), other)
+    assert parsed == ["CCO", "CCO"]
+
+
+def test_feature_cache_rebuilds_only_on_another_key(tmp_path):
+    import hashlib
+
+    from iterref_fairseq.data.feature_cache import cached_arrays, default_cache_path, file_digest
+
+    src = tmp_path / "a.smi"
+    src.write_bytes(b"CCO\n")
+    assert file_digest(str(src)) == hashlib.sha1(b"CCO\n").hexdigest()[:16]
+    cache = default_cache_path(str(src), "graphs.npz")
+    assert cache == str(tmp_path / "cache" / "a.graphs.npz")
+    builds = []
+
+    def build():
+        builds.append(1)
+        return {"x": np.arange(3), "names": np.array(["ab", "c"], dtype=str)}
+
+    z, built = cached_arrays(cache, "k1", build)
+    assert built and z["x"].tolist() == [0, 1, 2]
+    z, built = cached_arrays(cache, "k1", build)
+    assert not built and len(builds) == 1 and [str(n) for n in z["names"]] == ["ab", "c"]
+    assert sorted(z) == ["names", "x"]  # the key is not returned as an array
+    _, built = cached_arrays(cache, "k2", build)
+    assert built and len(builds) == 2
+    assert not list((tmp_path / "cache").glob("*.tmp*")), "the temporary file is renamed into place"
+    with pytest.raises(ValueError, match="'key' is reserved"):
+        cached_arrays(str(tmp_path / "b.npz"), "k", lambda: {"key": np.zeros(1)})
 
 
 def test_collate_pads_and_masks():

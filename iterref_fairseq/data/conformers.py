@@ -501,36 +501,32 @@ def featurize_conformers(mols: Sequence[object], element_set: str, path: str = "
 
 def load_conformer_set(sdf_path: str, element_set: str, cache_dir: Optional[str] = None) -> ConformerSet:
     """Featurizes a prepared split once and caches it (``<cache_dir>/<name>.<element_set>.conformers.npz``, keyed
-    by the file's content digest), so later epochs and runs never call RDKit."""
+    by the file's content digest; the cache of ``data/feature_cache``, as for ``mol_graph``), so later epochs and
+    runs never call RDKit."""
     import json
 
     import numpy as np
 
-    from .molecules import _file_digest
+    from .feature_cache import cached_arrays, default_cache_path, file_digest
 
     if not os.path.isfile(sdf_path):
         raise ConformerDataError(f"{sdf_path} not found: create the splits with scripts/prepare_conformers.py")
-    cache_dir = cache_dir or os.path.join(os.path.dirname(os.path.abspath(sdf_path)), "cache")
-    name = os.path.splitext(os.path.basename(sdf_path))[0]
-    cache = os.path.join(cache_dir, f"{name}.{element_set}.conformers.npz")
-    key = f"v{CACHE_VERSION}-{_file_digest(sdf_path)}-{element_set}"
     fields = ("nodes", "node_offsets", "pairs", "pair_offsets", "coords")
-    if os.path.exists(cache):
-        with np.load(cache, allow_pickle=False) as z:
-            if str(z["key"]) == key:
-                return ConformerSet(list(z["names"]), list(z["smiles"]), *(z[f] for f in fields),
-                                    json.loads(str(z["unknown_elements"])))
-    try:
-        mols = read_sdf(sdf_path)
-    except ValueError as err:
-        raise ConformerDataError(str(err)) from None
-    cs = featurize_conformers(mols, element_set, sdf_path)
-    os.makedirs(cache_dir, exist_ok=True)
-    tmp = cache + ".tmp.npz"
-    np.savez(tmp, key=np.array(key), names=np.array(cs.names, dtype=str), smiles=np.array(cs.smiles, dtype=str),
-             unknown_elements=np.array(json.dumps(cs.unknown_elements)), **{f: getattr(cs, f) for f in fields})
-    os.replace(tmp, cache)  # atomic: a killed run never leaves a half-written cache
-    return cs
+
+    def build() -> Dict[str, "np.ndarray"]:
+        try:
+            mols = read_sdf(sdf_path)
+        except ValueError as err:
+            raise ConformerDataError(str(err)) from None
+        cs = featurize_conformers(mols, element_set, sdf_path)
+        return dict(names=np.array(cs.names, dtype=str), smiles=np.array(cs.smiles, dtype=str),
+                    unknown_elements=np.array(json.dumps(cs.unknown_elements)),
+                    **{f: getattr(cs, f) for f in fields})
+
+    key = f"v{CACHE_VERSION}-{file_digest(sdf_path)}-{element_set}"
+    z, _ = cached_arrays(default_cache_path(sdf_path, f"{element_set}.conformers.npz", cache_dir), key, build)
+    return ConformerSet([str(n) for n in z["names"]], [str(m) for m in z["smiles"]], *(z[f] for f in fields),
+                        json.loads(str(z["unknown_elements"])))
 
 
 def collate_conformers(graphs: Sequence[Tuple["np.ndarray", "np.ndarray", "np.ndarray"]]) -> Dict[str, object]:

@@ -32,6 +32,8 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
+from .feature_cache import cached_arrays, default_cache_path, file_digest
+
 logger = logging.getLogger(__name__)
 
 NODE_PROPERTIES: Tuple[str, ...] = ("atom_type", "num_hs", "formal_charge", "chirality", "in_ring", "aromatic")
@@ -40,9 +42,6 @@ NO_BOND = 0
 BOND_MASK = len(BOND_TYPES)  # index of MASK in the bond vocabulary
 CHIRALITY_TAGS: Tuple[str, ...] = ("CHI_UNSPECIFIED", "CHI_TETRAHEDRAL_CW", "CHI_TETRAHEDRAL_CCW", "CHI_OTHER")
 CACHE_VERSION = 1
-
-# Counts RDKit featurization calls (molecules parsed); lets tests check that a cached dataset is not re-parsed.
-FEATURIZE_CALLS = {"count": 0}
 
 
 class MoleculeError(ValueError):
@@ -158,7 +157,6 @@ def mol_to_graph(mol, vocab: MolVocab) -> Tuple[np.ndarray, np.ndarray]:
 def smiles_to_graph(smiles: str, vocab: MolVocab) -> Optional[Tuple[np.ndarray, np.ndarray]]:
     """SMILES -> (nodes, bonds), or None when RDKit rejects the string or a value is outside ``vocab``."""
     Chem = _chem()
-    FEATURIZE_CALLS["count"] += 1
     mol = Chem.MolFromSmiles(smiles) if smiles else None
     if mol is None or mol.GetNumAtoms() == 0:
         return None
@@ -314,38 +312,21 @@ def featurize(smiles: Sequence[str], vocab: MolVocab) -> FeaturizedSet:
                          len(rejected), rejected[:10])
 
 
-def _file_digest(path: str) -> str:
-    h = hashlib.sha1()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()[:16]
-
-
 def load_featurized(smi_path: str, vocab: MolVocab, cache_dir: Optional[str] = None) -> FeaturizedSet:
-    """Featurizes ``smi_path`` once and caches the tensors next to it (``<cache_dir>/<name>.graphs.npz``).
+    """Featurizes ``smi_path`` once and caches the arrays (``<cache_dir>/<name>.graphs.npz``, ``data/feature_cache``).
 
     The cache is keyed by the file's content digest and the vocabulary, so an edited file or vocabulary is
     featurized again; a second epoch (or run) reads the cache and never calls RDKit."""
-    cache_dir = cache_dir or os.path.join(os.path.dirname(os.path.abspath(smi_path)), "cache")
-    name = os.path.splitext(os.path.basename(smi_path))[0]
-    cache = os.path.join(cache_dir, f"{name}.graphs.npz")
-    key = f"v{CACHE_VERSION}-{_file_digest(smi_path)}-{vocab.digest()}"
-    if os.path.exists(cache):
-        with np.load(cache, allow_pickle=False) as z:
-            if str(z["key"]) == key:
-                return FeaturizedSet(list(z["smiles"]), z["nodes"], z["node_offsets"], z["bonds"],
-                                     z["bond_offsets"], int(z["num_rejected"]), list(z["rejected_examples"]))
-    smiles = read_smiles_file(smi_path)
-    fs = featurize(smiles, vocab)
-    os.makedirs(cache_dir, exist_ok=True)
-    tmp = cache + ".tmp.npz"
-    np.savez(tmp, key=np.array(key), smiles=np.array(fs.smiles, dtype=str), nodes=fs.nodes,
-             node_offsets=fs.node_offsets, bonds=fs.bonds, bond_offsets=fs.bond_offsets,
-             num_rejected=np.array(fs.num_rejected),
-             rejected_examples=np.array(fs.rejected_examples or [""], dtype=str)[: len(fs.rejected_examples)])
-    os.replace(tmp, cache)  # atomic: a killed run never leaves a half-written cache
-    return fs
+    def build() -> Dict[str, np.ndarray]:
+        fs = featurize(read_smiles_file(smi_path), vocab)
+        return dict(smiles=np.array(fs.smiles, dtype=str), nodes=fs.nodes, node_offsets=fs.node_offsets,
+                    bonds=fs.bonds, bond_offsets=fs.bond_offsets, num_rejected=np.array(fs.num_rejected),
+                    rejected_examples=np.array(fs.rejected_examples, dtype=str))
+
+    key = f"v{CACHE_VERSION}-{file_digest(smi_path)}-{vocab.digest()}"
+    z, _ = cached_arrays(default_cache_path(smi_path, "graphs.npz", cache_dir), key, build)
+    return FeaturizedSet([str(s) for s in z["smiles"]], z["nodes"], z["node_offsets"], z["bonds"],
+                         z["bond_offsets"], int(z["num_rejected"]), [str(s) for s in z["rejected_examples"]])
 
 
 # ---------------------------------------------------------------------------------------------------------------
