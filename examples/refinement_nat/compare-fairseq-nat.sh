@@ -20,6 +20,7 @@
 #   nat-0.2    the 0.2 decoder (highway on every sublayer, constant beta 0.5): the demo's recipe before 0.3
 #   nat-glat   nat with glancing sampling for decoder 1 (--glancing-ratio 0.5 -> 0.3 over GLANCE_UPDATES)
 #   nat-glat-curr  nat-glat with the curriculum of nat-curr
+#   nat-ri-glat    nat-ri with the glancing of nat-glat (the best of our recipes at the demo's budget)
 #   nat-raw    nat trained on the raw (not distilled) targets      } with the decoding options, the Bible
 #   nat-pdae0  nat without the DAE term (pDAE 0)                   } version of thesis Table 3.3
 #   nat-b4     nat on targets distilled with the teacher's beam 4  } (OUT/distill-beam4, whatever DISTILL_BEAM)
@@ -80,6 +81,8 @@ flags_of() {  # the fairseq-train flags of system $1
                    ${GLANCE_UPDATES:-2000} $NAT_EXTRA" ;;
     nat-glat-curr) echo "${NAT[@]} --glancing-ratio 0.5 --glancing-ratio-end 0.3 --glancing-anneal-updates \
                    ${GLANCE_UPDATES:-2000} --refine-from-update $CURRICULUM_UPDATES $NAT_EXTRA" ;;
+    nat-ri-glat) echo "$(flags_of nat-ri) --glancing-ratio 0.5 --glancing-ratio-end 0.3 --glancing-anneal-updates \
+                      ${GLANCE_UPDATES:-2000}" ;;
     nat-raw|nat-b4) echo "${NAT[@]} $NAT_EXTRA" ;;  # the recipe of nat on other targets (data_of)
     nat-pdae0) echo "${NAT[@]} --dae-prob 0 $NAT_EXTRA" ;;
     nat-0.2) echo "${NAT[@]} --decoder-connections highway --corruption-schedule constant --corruption-prob 0.5" ;;
@@ -91,7 +94,7 @@ flags_of() {  # the fairseq-train flags of system $1
     lanmt) echo "--task translation_refine --arch lanmt_tiny --criterion lanmt_loss --kl-budget-updates \
                  ${LANMT_BUDGET_UPDATES:-3600}" ;;
     lanmt-copy) echo "$(flags_of lanmt) --decoder-source-copy" ;;
-    *) echo "unknown system $1 (nat, nat-curr, nat-ri, nat-glat, nat-glat-curr, nat-raw, nat-pdae0, nat-b4, nat-0.2, cmlm, inat, ar, lanmt, lanmt-copy)" >&2; return 1 ;;
+    *) echo "unknown system $1 (nat, nat-curr, nat-ri, nat-glat, nat-glat-curr, nat-ri-glat, nat-raw, nat-pdae0, nat-b4, nat-0.2, cmlm, inat, ar, lanmt, lanmt-copy)" >&2; return 1 ;;
   esac
 }
 
