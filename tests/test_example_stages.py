@@ -68,6 +68,7 @@ def fake_compare_out(tmp_path: Path) -> dict:
 def test_compare_script_builds_each_systems_flags(tmp_path):
     env = fake_compare_out(tmp_path)
     env["SYSTEMS"] = "nat-ri-glat cmlm"
+    env["NAT_EXTRA"] = "--glancing-ratio 0.2"  # extra flags come last, so they override the system's own
     r = subprocess.run(["bash", "examples/refinement_nat/compare-fairseq-nat.sh"], cwd=REPO, env=env,
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
@@ -80,14 +81,18 @@ def test_compare_script_builds_each_systems_flags(tmp_path):
         assert f" {flags} " in f" {line} ", flags
     cmlm = " ".join((Path(env["CMP"]) / "cmlm-s1" / "argv").read_text().split("\n"))
     assert " --arch cmlm_transformer " in cmlm and " --label-smoothing 0.1 " in cmlm and "glancing" not in cmlm
+    last = len(glat) - 1 - glat[::-1].index("--glancing-ratio")  # fairseq keeps a repeated flag's last value
+    assert glat[last + 1] == "0.2"
     assert (Path(env["CMP"]) / "nat-ri-glat-s1" / ".trained").is_file()
 
 
 def test_compare_script_names_an_unknown_system(tmp_path):
     env = fake_compare_out(tmp_path)
     env["SYSTEMS"] = "nat-ri glat"
+    env["DISTILL_BEAM"] = "1"  # nat-ri would need greedy targets, which are not there: nothing is distilled first
     r = subprocess.run(["bash", "examples/refinement_nat/compare-fairseq-nat.sh"], cwd=REPO, env=env,
                        capture_output=True, text=True)
     assert r.returncode == 1
     assert "unknown system glat (nat, nat-curr, nat-ri," in r.stderr
     assert not (Path(env["CMP"]) / "nat-ri-s1").exists(), "nothing trains before every name is checked"
+    assert "distilling" not in r.stderr and not (Path(env["OUT"]) / "distill").exists()

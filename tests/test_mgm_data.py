@@ -112,32 +112,66 @@ def test_featurized_cache_is_reused_without_rdkit(tmp_path, monkeypatch):
     assert parsed == ["CCO", "CCO"]
 
 
-def test_feature_cache_rebuilds_only_on_another_key(tmp_path):
+def test_feature_cache_rebuilds_only_on_another_key(tmp_path, monkeypatch):
     import hashlib
 
-    from iterref_fairseq.data.feature_cache import cached_arrays, default_cache_path, file_digest
+    from iterref_fairseq.data import feature_cache as fc
 
     src = tmp_path / "a.smi"
     src.write_bytes(b"CCO\n")
-    assert file_digest(str(src)) == hashlib.sha1(b"CCO\n").hexdigest()[:16]
-    cache = default_cache_path(str(src), "graphs.npz")
+    assert fc.file_digest(str(src)) == hashlib.sha1(b"CCO\n").hexdigest()[:16]
+    cache = fc.default_cache_path(str(src), "graphs.npz")
     assert cache == str(tmp_path / "cache" / "a.graphs.npz")
+    assert fc.default_cache_path(str(src), "x.npz", str(tmp_path / "elsewhere")) == str(tmp_path / "elsewhere" / "a.x.npz")
     builds = []
 
     def build():
         builds.append(1)
         return {"x": np.arange(3), "names": np.array(["ab", "c"], dtype=str)}
 
-    z, built = cached_arrays(cache, "k1", build)
-    assert built and z["x"].tolist() == [0, 1, 2]
-    z, built = cached_arrays(cache, "k1", build)
-    assert not built and len(builds) == 1 and [str(n) for n in z["names"]] == ["ab", "c"]
+    assert fc.cached_arrays(cache, "k1", build)["x"].tolist() == [0, 1, 2]
+    z = fc.cached_arrays(cache, "k1", build)
+    assert len(builds) == 1 and [str(n) for n in z["names"]] == ["ab", "c"]
     assert sorted(z) == ["names", "x"]  # the key is not returned as an array
-    _, built = cached_arrays(cache, "k2", build)
-    assert built and len(builds) == 2
-    assert not list((tmp_path / "cache").glob("*.tmp*")), "the temporary file is renamed into place"
-    with pytest.raises(ValueError, match="'key' is reserved"):
-        cached_arrays(str(tmp_path / "b.npz"), "k", lambda: {"key": np.zeros(1)})
+    fc.cached_arrays(cache, "k2", build)
+    assert len(builds) == 2
+    assert os.listdir(tmp_path / "cache") == ["a.graphs.npz"], "the temporary file is renamed into place"
+
+    (tmp_path / "cache" / "a.graphs.npz").write_bytes(b"PK\x03\x04 damaged")  # not a readable npz: rebuilt
+    assert fc.cached_arrays(cache, "k2", build)["x"].tolist() == [0, 1, 2] and len(builds) == 3
+
+    def killed():  # the write fails half way: the old cache stays, no temporary file is left behind
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(fc.np, "savez", lambda *a, **k: killed())
+    with pytest.raises(KeyboardInterrupt):
+        fc.cached_arrays(cache, "k3", build)
+    monkeypatch.undo()
+    assert os.listdir(tmp_path / "cache") == ["a.graphs.npz"]
+    assert len(builds) == 4  # the failed attempt built once
+    assert fc.cached_arrays(cache, "k2", build)["x"].tolist() == [0, 1, 2] and len(builds) == 4  # k2 kept
+    with pytest.raises(ValueError, match=r"b\.npz returned an array named 'key'"):
+        fc.cached_arrays(str(tmp_path / "b.npz"), "k", lambda: {"key": np.zeros(1)})
+
+
+def test_cache_files_of_the_earlier_layout_still_load(tmp_path, monkeypatch):
+    """Cache files written before the cache moved to data/feature_cache.py (same key, arrays saved by np.savez with
+    a fixed temporary name) load without featurizing again."""
+    smi = tmp_path / "train.smi"
+    smi.write_text("CCO\nc1ccccc1\n")
+    vocab = M.MolVocab.from_smiles(M.read_smiles_file(str(smi)))
+    fs = M.featurize(M.read_smiles_file(str(smi)), vocab)
+    from iterref_fairseq.data.feature_cache import file_digest
+
+    (tmp_path / "cache").mkdir()
+    key = f"v{M.CACHE_VERSION}-{file_digest(str(smi))}-{vocab.digest()}"
+    np.savez(tmp_path / "cache" / "train.graphs.npz", key=np.array(key), smiles=np.array(fs.smiles, dtype=str),
+             nodes=fs.nodes, node_offsets=fs.node_offsets, bonds=fs.bonds, bond_offsets=fs.bond_offsets,
+             num_rejected=np.array(0), rejected_examples=np.array([""], dtype=str)[:0])
+    monkeypatch.setattr(M, "featurize", lambda *a: pytest.fail("featurized although the cache is valid"))
+    back = M.load_featurized(str(smi), vocab)
+    assert back.smiles == ["CCO", "c1ccccc1"] and back.rejected_examples == [] and back.num_rejected == 0
+    assert (back.nodes == fs.nodes).all() and (back.bond_offsets == fs.bond_offsets).all()
 
 
 def test_collate_pads_and_masks():

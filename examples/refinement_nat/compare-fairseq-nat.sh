@@ -81,8 +81,8 @@ flags_of() {  # the fairseq-train flags of system $1
                    ${GLANCE_UPDATES:-2000} $NAT_EXTRA" ;;
     nat-glat-curr) echo "${NAT[@]} --glancing-ratio 0.5 --glancing-ratio-end 0.3 --glancing-anneal-updates \
                    ${GLANCE_UPDATES:-2000} --refine-from-update $CURRICULUM_UPDATES $NAT_EXTRA" ;;
-    nat-ri-glat) echo "$(flags_of nat-ri) --glancing-ratio 0.5 --glancing-ratio-end 0.3 --glancing-anneal-updates \
-                      ${GLANCE_UPDATES:-2000}" ;;
+    nat-ri-glat) echo "${NAT[@]} --refine-from-update $CURRICULUM_UPDATES --refiner-init decoder1 --glancing-ratio 0.5 \
+                      --glancing-ratio-end 0.3 --glancing-anneal-updates ${GLANCE_UPDATES:-2000} $NAT_EXTRA" ;;
     nat-raw|nat-b4) echo "${NAT[@]} $NAT_EXTRA" ;;  # the recipe of nat on other targets (data_of)
     nat-pdae0) echo "${NAT[@]} --dae-prob 0 $NAT_EXTRA" ;;
     nat-0.2) echo "${NAT[@]} --decoder-connections highway --corruption-schedule constant --corruption-prob 0.5" ;;
@@ -94,7 +94,8 @@ flags_of() {  # the fairseq-train flags of system $1
     lanmt) echo "--task translation_refine --arch lanmt_tiny --criterion lanmt_loss --kl-budget-updates \
                  ${LANMT_BUDGET_UPDATES:-3600}" ;;
     lanmt-copy) echo "$(flags_of lanmt) --decoder-source-copy" ;;
-    *) echo "unknown system $1 (nat, nat-curr, nat-ri, nat-glat, nat-glat-curr, nat-ri-glat, nat-raw, nat-pdae0, nat-b4, nat-0.2, cmlm, inat, ar, lanmt, lanmt-copy)" >&2; return 1 ;;
+    *) echo "unknown system $1 (nat, nat-curr, nat-ri, nat-glat, nat-glat-curr, nat-ri-glat, nat-raw, nat-pdae0," \
+            "nat-b4, nat-0.2, cmlm, inat, ar, lanmt, lanmt-copy)" >&2; return 1 ;;
   esac
 }
 
@@ -125,10 +126,8 @@ train_one() {  # system seed
   touch "$dir/.trained"
 }
 
-for system in $SYSTEMS; do  # names checked and targets made before the parallel runs (no two distil the same)
-  flags_of "$system" > /dev/null
-  distill_for "$system"
-done
+for system in $SYSTEMS; do flags_of "$system" > /dev/null; done  # every name checked before anything runs
+for system in $SYSTEMS; do distill_for "$system"; done  # targets made before the parallel runs (no two distil one)
 log "1/3 training ${SYSTEMS// /, } for $NAT_MINUTES minutes, seeds ${SEEDS// /, }, $PARALLEL at a time"
 running=0 failed=0
 for seed in $SEEDS; do

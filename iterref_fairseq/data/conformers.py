@@ -524,7 +524,7 @@ def load_conformer_set(sdf_path: str, element_set: str, cache_dir: Optional[str]
                     **{f: getattr(cs, f) for f in fields})
 
     key = f"v{CACHE_VERSION}-{file_digest(sdf_path)}-{element_set}"
-    z, _ = cached_arrays(default_cache_path(sdf_path, f"{element_set}.conformers.npz", cache_dir), key, build)
+    z = cached_arrays(default_cache_path(sdf_path, f"{element_set}.conformers.npz", cache_dir), key, build)
     return ConformerSet([str(n) for n in z["names"]], [str(m) for m in z["smiles"]], *(z[f] for f in fields),
                         json.loads(str(z["unknown_elements"])))
 

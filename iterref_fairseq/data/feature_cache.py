@@ -10,14 +10,20 @@ Example: ``data/train.smi`` featurized for MGM is cached as ``data/cache/train.g
 arrays back without importing RDKit.
 """
 import hashlib
+import logging
 import os
-from typing import Callable, Dict, Optional, Tuple
+import tempfile
+import zipfile
+from typing import Callable, Dict, Optional
 
 import numpy as np
 
+logger = logging.getLogger(__name__)
+
 
 def file_digest(path: str) -> str:
-    """First 16 hex digits of the SHA-1 of the file's bytes (read in 1 MiB chunks)."""
+    """First 16 hex digits of the SHA-1 of the file's bytes: the content, not the modification time, decides
+    whether a cache is stale (a copied or touched file keeps its cache, an edited one does not)."""
     h = hashlib.sha1()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -26,28 +32,52 @@ def file_digest(path: str) -> str:
 
 
 def default_cache_path(source: str, suffix: str, cache_dir: Optional[str] = None) -> str:
-    """``<cache_dir or <source's folder>/cache>/<source's name without extension>.<suffix>``."""
+    """``<cache_dir or <source's folder>/cache>/<source's name without extension>.<suffix>``: beside the data, so
+    that a data folder moved or shared with another machine carries its features along."""
     cache_dir = cache_dir or os.path.join(os.path.dirname(os.path.abspath(source)), "cache")
     return os.path.join(cache_dir, f"{os.path.splitext(os.path.basename(source))[0]}.{suffix}")
 
 
-def cached_arrays(cache: str, key: str,
-                  build: Callable[[], Dict[str, np.ndarray]]) -> Tuple[Dict[str, np.ndarray], bool]:
+def _read(cache: str, key: str) -> Optional[Dict[str, np.ndarray]]:
+    """The arrays of ``cache`` when it exists and holds ``key``; None otherwise. An unreadable file (not written by
+    this module, or damaged on disk) is reported and treated as missing, so it is rebuilt."""
+    if not os.path.exists(cache):
+        return None
+    try:
+        with np.load(cache, allow_pickle=False) as z:
+            if "key" not in z.files or str(z["key"]) != key:
+                return None
+            return {name: z[name] for name in z.files if name != "key"}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        logger.warning("cannot read the feature cache %s (%s); featurizing again and replacing it", cache, err)
+        return None
+
+
+def cached_arrays(cache: str, key: str, build: Callable[[], Dict[str, np.ndarray]]) -> Dict[str, np.ndarray]:
     """The arrays stored in ``cache`` when its key is ``key``; otherwise ``build()``'s arrays, stored there first.
 
-    Returns (arrays, built). Strings are stored as numpy unicode arrays (no pickling, so a cache file cannot run
-    code when it is read). The write goes to a temporary file that is renamed into place, so a killed run never
-    leaves a half-written cache behind; a cache with another key (older format, edited source) is overwritten.
+    Strings are stored as numpy unicode arrays (no pickling, so reading a cache file cannot run code). The arrays
+    go to a temporary file of a unique name in the same folder, renamed into place when complete: a killed run
+    never leaves a half-written cache, and two processes featurizing the same split do not write into one file
+    (the last rename wins; both wrote the same arrays). A cache with another key (older format, edited source,
+    other settings) is replaced.
     """
-    if os.path.exists(cache):
-        with np.load(cache, allow_pickle=False) as z:
-            if "key" in z.files and str(z["key"]) == key:
-                return {name: z[name] for name in z.files if name != "key"}, False
+    arrays = _read(cache, key)
+    if arrays is not None:
+        return arrays
     arrays = build()
     if "key" in arrays:
-        raise ValueError("'key' is reserved for the cache key; rename that array")
-    os.makedirs(os.path.dirname(cache) or ".", exist_ok=True)
-    tmp = cache + ".tmp.npz"  # np.savez appends .npz to other names
-    np.savez(tmp, key=np.array(key), **arrays)
-    os.replace(tmp, cache)
-    return arrays, True
+        raise ValueError(f"the featurizer for {cache} returned an array named 'key', which holds the cache key; "
+                         "rename that array")
+    folder = os.path.dirname(cache) or "."
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=os.path.basename(cache) + ".", suffix=".tmp.npz")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, key=np.array(key), **arrays)
+        os.replace(tmp, cache)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    return arrays

@@ -324,7 +324,7 @@ def load_featurized(smi_path: str, vocab: MolVocab, cache_dir: Optional[str] = N
                     rejected_examples=np.array(fs.rejected_examples, dtype=str))
 
     key = f"v{CACHE_VERSION}-{file_digest(smi_path)}-{vocab.digest()}"
-    z, _ = cached_arrays(default_cache_path(smi_path, "graphs.npz", cache_dir), key, build)
+    z = cached_arrays(default_cache_path(smi_path, "graphs.npz", cache_dir), key, build)
     return FeaturizedSet([str(s) for s in z["smiles"]], z["nodes"], z["node_offsets"], z["bonds"],
                          z["bond_offsets"], int(z["num_rejected"]), [str(s) for s in z["rejected_examples"]])
 
