@@ -56,6 +56,28 @@ def test_learning_curve_of_a_lanmt_run(tiny_data, tmp_path):
     points = json.loads(out.read_text())["runs"]["lanmt"]
     assert [p["update"] for p in points] == [3, 6]
     assert set(points[0]["bleu"]) == {"prior", "delta"}
+    # score decoding: each checkpoint with the score network trained on it frozen (DIR/<update>/)
+    curve_args = [sys.executable, EXAMPLES / "refinement_nat" / "learning_curve.py", tiny_data, "--latent",
+                  f"lanmt={run}", "--refs", ref, "--max-examples", "10", "--target-lang", "en", "--latent-settings",
+                  "prior,score", "--out", out]
+    missing = subprocess.run(curve_args, capture_output=True, text=True, env=_env(), timeout=1800)
+    assert missing.returncode != 0 and "pass --latent-score-nets DIR" in missing.stderr
+    nets = tmp_path / "nets"
+    cli("fairseq-train", tiny_data, "--user-dir", USER_DIR, "--task", "translation_refine", "--arch",
+        "lanmt_score_tiny", "--score-embed-dim", "16", "--score-ffn-embed-dim", "32", "--score-attention-heads", "2",
+        "--score-layers", "1", "--criterion", "lanmt_score_loss", "--lanmt-path", next(run.glob("checkpoint_*_6.pt")), "--delta-steps", "1",
+        "--optimizer", "adam", "--lr", "1e-3", "--max-tokens", "1000", "--max-update", "2", "--cpu",
+        "--no-epoch-checkpoints", "--save-dir", nets / "6", "--seed", "1")
+    # --latent-every 2 decodes the checkpoint at update 6 only (the last), which has its network
+    res = subprocess.run(curve_args + ["--latent-score-nets", nets, "--latent-every", "2"], capture_output=True,
+                         text=True, env=_env(), timeout=1800)
+    assert res.returncode == 0, res.stderr[-3000:]
+    points = json.loads(out.read_text())["runs"]["lanmt"]
+    assert [p["update"] for p in points] == [6] and set(points[0]["bleu"]) == {"prior", "score"}
+    missing = subprocess.run(curve_args + ["--latent-score-nets", nets], capture_output=True, text=True,
+                             env=_env(), timeout=1800)  # every checkpoint: update 3 has no network
+    assert missing.returncode != 0 and f"lanmt update 3: no score network at {nets}/3/checkpoint_last.pt" \
+        in missing.stderr
     # the diagnosis of the last checkpoint
     diag = tmp_path / "diag.json"
     res = subprocess.run([sys.executable, EXAMPLES / "lanmt" / "diagnose.py", tiny_data, "--path",

@@ -11,9 +11,11 @@
 #   4. the table on the test book (Acts, 3 references) in one iterref-benchmark-nat run: AR beam 3 and 1, LaNMT
 #      prior mean, + delta, + energy, + score, + score + latent search (own score / AR teacher): BLEU, decoder passes,
 #      sentences/s at batch 1 and batched, speed-ups vs AR beam 3 -> RESULTS/lanmt_bible_<date>.{json,md}
-#   5. learning curves on the first 300 validation verses: LaNMT prior / delta against the refinement NAT and CMLM
-#      curves of CURVE_DIR (their BLEU reused from CURVE_DIR/learning_curves.json when it exists), with the
-#      minutes each needs to reach 50% of AR beam-3 BLEU -> RESULTS/lanmt_learning_curves_<date>.{json,md,png}
+#   5. learning curves on the first 300 validation verses: LaNMT prior / delta / score against the refinement NAT
+#      and CMLM curves of CURVE_DIR (their BLEU reused from CURVE_DIR/learning_curves.json when it exists), with the
+#      minutes each needs to reach 50% of AR beam-3 BLEU -> RESULTS/lanmt_learning_curves_<date>.{json,md,png};
+#      score decoding needs a score network per LaNMT checkpoint (it is trained on a frozen model): one is trained
+#      for CURVE_SCORE_MINUTES on every CURVE_EVERY-th checkpoint and the last -> STAGES/curve-score/<update>
 #   6. examples/lanmt/diagnose.py on the fine-tuned model: KL per source position, the reference's accuracy at its
 #      true length from the posterior mean, the prior mean and after delta / score steps
 #      -> RESULTS/lanmt_diagnosis_<date>.{json,md}
@@ -24,7 +26,8 @@
 #   SPEED_SENTENCES (100), CURVE_DIR (CMP: runs on the same targets), CURVE_RUNS (the other runs of CURVE_DIR on the curve:
 #   "nat-s1 nat-curr-s1 cmlm-s1"), CURVE_REUSE (a learning_curve.py JSON whose BLEU values are reused:
 #   CURVE_DIR/learning_curves.json),
-#   RESULTS (results/lanmt), PYTHON; LANMT_BUDGET_UPDATES (3600) is passed to compare-fairseq-nat.sh (the free-bits
+#   CURVE_EVERY (3: the LaNMT checkpoints on the curve, every 3rd and the last), CURVE_SCORE_MINUTES (3; 0: no score
+#   line), RESULTS (results/lanmt), PYTHON; LANMT_BUDGET_UPDATES (3600) is passed to compare-fairseq-nat.sh (the free-bits
 #   budget is 1 for the first half of these updates, then falls linearly to 0).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -75,15 +78,18 @@ if [ ! -f "$STAGES/ft/.trained" ]; then
     --finetune-from-model "$RUN/checkpoint_last.pt" --save-dir "$STAGES/ft" > "$STAGES/ft.log" 2>&1
   touch "$STAGES/ft/.trained"
 fi
+train_score_net() {  # PARAM (score|energy) LANMT_CHECKPOINT SAVE_DIR MINUTES LOG: lanmt_score_tiny on a frozen LaNMT
+  fairseq-train "$DISTILLED/bin" "${COMMON[@]}" --arch lanmt_score_tiny --score-param "$1" \
+    --criterion lanmt_score_loss --lanmt-path "$2" --dropout 0.0 --lr 1e-3 \
+    --lr-scheduler inverse_sqrt --warmup-updates 150 --max-update 100000 \
+    --self-step-from-update "${SELF_STEP_FROM:-300}" --stop-time-hours "$(hours "$4")" \
+    --save-dir "$3" > "$5" 2>&1
+  touch "$3/.trained"
+}
 for param in score energy; do
   if [ -f "$STAGES/$param/.trained" ]; then continue; fi
   log "3/6 $param network for $SCORE_MINUTES minutes"
-  fairseq-train "$DISTILLED/bin" "${COMMON[@]}" --arch lanmt_score_tiny --score-param "$param" \
-    --criterion lanmt_score_loss --lanmt-path "$STAGES/ft/checkpoint_last.pt" --dropout 0.0 --lr 1e-3 \
-    --lr-scheduler inverse_sqrt --warmup-updates 150 --max-update 100000 \
-    --self-step-from-update "${SELF_STEP_FROM:-300}" --stop-time-hours "$(hours "$SCORE_MINUTES")" \
-    --save-dir "$STAGES/$param" > "$STAGES/$param.log" 2>&1
-  touch "$STAGES/$param/.trained"
+  train_score_net "$param" "$STAGES/ft/checkpoint_last.pt" "$STAGES/$param" "$SCORE_MINUTES" "$STAGES/$param.log"
 done
 
 log "4/6 the table on the test book"
@@ -95,12 +101,30 @@ log "4/6 the table on the test book"
   --refs "$DATA/test.ref.en.k" "$DATA/test.ref.en.4" "$DATA/test.ref.en.3" --out "$RESULTS/${NAME}_bible_$DATE.json"
 
 log "5/6 learning curves (first 300 validation verses)"
+CURVE_EVERY=${CURVE_EVERY:-3}
+CURVE_SCORE_MINUTES=${CURVE_SCORE_MINUTES:-3}
+SETTINGS=prior,delta; SCORE_NETS=()
+if [ "$CURVE_SCORE_MINUTES" != 0 ]; then
+  SETTINGS=prior,delta,score; SCORE_NETS=(--latent-score-nets "$STAGES/curve-score")
+  # the checkpoints that learning_curve.py --latent-every decodes: i (by update) % EVERY == EVERY - 1, and the last
+  mapfile -t CKPTS < <(ls "$RUN"/checkpoint_*_*.pt | sed -E 's/.*_([0-9]+)\.pt$/\1 &/' | sort -n | cut -d' ' -f2-)
+  for i in "${!CKPTS[@]}"; do
+    if [ $((i % CURVE_EVERY)) != $((CURVE_EVERY - 1)) ] && [ "$i" != $((${#CKPTS[@]} - 1)) ]; then continue; fi
+    update=$(basename "${CKPTS[$i]}" .pt); update=${update##*_}
+    dir=$STAGES/curve-score/$update
+    if [ -f "$dir/.trained" ]; then continue; fi
+    log "   score network on the checkpoint at update $update for $CURVE_SCORE_MINUTES minutes"
+    mkdir -p "$dir"
+    train_score_net score "${CKPTS[$i]}" "$dir" "$CURVE_SCORE_MINUTES" "$dir/train.log"
+  done
+fi
 RUNS=(--latent "$LANMT_SYSTEM-s$SEED=$RUN")
 for r in $CURVE_RUNS; do [ -d "$CURVE_DIR/$r" ] && RUNS+=(--run "$r=$CURVE_DIR/$r"); done
 REUSE=()
 CURVE_REUSE=${CURVE_REUSE:-$CURVE_DIR/learning_curves.json}
 [ -f "$CURVE_REUSE" ] && REUSE=(--reuse "$CURVE_REUSE")
 "$PYTHON" examples/refinement_nat/learning_curve.py "$DATA/bin" "${RUNS[@]}" "${REUSE[@]}" --gen-subset valid \
+  --latent-settings "$SETTINGS" "${SCORE_NETS[@]}" --latent-every "$CURVE_EVERY" \
   --refs "$DATA/valid.ref.en.k" "$DATA/valid.ref.en.4" "$DATA/valid.ref.en.3" --max-examples 300 --idec 1,10 \
   --reference-ar "$OUT/ar/checkpoint_last.pt" --reference-beam 3 --out "$RESULTS/${NAME}_learning_curves_$DATE.json"
 log "6/6 diagnosis: what the latents carry, what each step changes (first 300 validation verses)"

@@ -6,8 +6,10 @@ Every run directory holds the interval checkpoints of one fairseq-train run (``-
 cumulative ``wall`` time in the log lines around its update. Each checkpoint is decoded on the first ``--max-examples`` sentences
 of ``--gen-subset`` with every ``--idec`` (our refinement NAT: this package's generator, fixed passes; fairseq's
 NATs: fairseq's generator, idec - 1 iterations). For the AR model ``--ar RUN`` gives greedy BLEU per checkpoint;
-for a LaNMT run ``--latent RUN`` the BLEU of every ``--latent-settings`` (prior, delta: latent-space inference with
-one refinement step; a score network exists only for the final model, so score decoding is not on the curve).
+for a LaNMT run ``--latent RUN`` the BLEU of every ``--latent-settings`` (prior, delta, score: latent-space inference
+with one refinement step). A score network belongs to the frozen LaNMT it was trained on, so score decoding of the
+checkpoint at update U reads its own network, ``--latent-score-nets DIR``/U/checkpoint_last.pt
+(examples/lanmt/bible.sh trains them).
 
     python examples/refinement_nat/learning_curve.py DATA_BIN --refs valid.ref.en.k \\
         --run nat=work/lc/nat --run cmlm=work/lc/cmlm --ar ar=work/demo/ar --idec 1,10 \\
@@ -101,8 +103,9 @@ def checkpoints(run: Path):
     return sorted(out)
 
 
-def bleu_of(path, data, kind, idecs, args, refs) -> list:
-    """BLEU of checkpoint ``path`` decoded with each setting in ``idecs`` (the checkpoint is loaded once)."""
+def bleu_of(path, data, kind, idecs, args, refs, score_path=None) -> list:
+    """BLEU of checkpoint ``path`` decoded with each setting in ``idecs`` (the checkpoint is loaded once);
+    ``score_path``: the score network of a LaNMT checkpoint (for the setting "score")."""
     import sacrebleu
 
     task, model = load_model(str(path), data, False, False)
@@ -113,7 +116,7 @@ def bleu_of(path, data, kind, idecs, args, refs) -> list:
     task.load_dataset(args.gen_subset)
     gen_args = argparse.Namespace(length_beam=1, stop_criterion="unchanged", keep_repeats=False, max_len_a=1.2,
                                   max_len_b=10, latent_max_iter=2, latent_step_size=0.8, latent_search_samples=1,
-                                  latent_search_noise=0.0, seed=1, score_path=None, energy_path=None)
+                                  latent_search_noise=0.0, seed=1, score_path=score_path, energy_path=None)
     scores = []
     for idec in idecs:
         if kind == "latent":
@@ -130,6 +133,19 @@ def bleu_of(path, data, kind, idecs, args, refs) -> list:
             raise SystemExit(f"{path}: {len(text)} sentences decoded, {len(refs[0])} references")
         scores.append(sacrebleu.corpus_bleu(text, refs).score)
     return scores
+
+
+def score_net_of(folder, update: int, run: str) -> str:
+    """The score network trained on the frozen checkpoint of ``run`` at ``update``."""
+    if folder is None:
+        raise SystemExit(f"--latent-settings has 'score' for the LaNMT run {run}: pass --latent-score-nets DIR with "
+                         "one score network per checkpoint (DIR/<update>/checkpoint_last.pt), or drop 'score'")
+    path = Path(folder) / str(update) / "checkpoint_last.pt"
+    if not path.is_file():
+        raise SystemExit(f"{run} update {update}: no score network at {path}; train one on that checkpoint "
+                         "(fairseq-train --arch lanmt_score_tiny --lanmt-path CHECKPOINT --save-dir "
+                         f"{path.parent}, as examples/lanmt/bible.sh does) or decode fewer checkpoints (--every)")
+    return str(path)
 
 
 def _split_size(args) -> int:
@@ -152,6 +168,9 @@ def main(argv=None):
     p.add_argument("--ar", action="append", default=[], metavar="NAME=DIR", help="an AR run (greedy BLEU)")
     p.add_argument("--latent", action="append", default=[], metavar="NAME=DIR", help="a LaNMT run")
     p.add_argument("--latent-settings", default="prior,delta", help="latent inference per LaNMT checkpoint")
+    p.add_argument("--latent-score-nets", type=Path, metavar="DIR",
+                   help="score networks per LaNMT checkpoint, DIR/<update>/checkpoint_last.pt (for 'score' in "
+                        "--latent-settings)")
     p.add_argument("--refs", nargs="+", required=True)
     p.add_argument("--gen-subset", default="valid")
     p.add_argument("--max-examples", type=int, default=300)
@@ -164,6 +183,8 @@ def main(argv=None):
     p.add_argument("--reference-beam", type=int, default=4, help="beam of --reference-ar")
     p.add_argument("--target-fraction", type=float, default=0.5)
     p.add_argument("--every", type=int, default=1, help="decode every k-th checkpoint (the last one always)")
+    p.add_argument("--latent-every", type=int, help="--every for the --latent runs only (default: --every); their "
+                                                     "score decoding needs a score network per decoded checkpoint")
     p.add_argument("--reuse", type=Path, action="append", default=[],
                    help="take the BLEU of every checkpoint from this earlier --out JSON (no decoding) and recompute "
                         "the minutes from the logs, the table and the plot; repeat it to merge several files")
@@ -182,7 +203,8 @@ def main(argv=None):
         run = Path(directory)
         table = wall_minutes(run / "train.log")
         ckpts = checkpoints(run)
-        ckpts = [c for i, c in enumerate(ckpts) if i % args.every == args.every - 1 or i == len(ckpts) - 1]
+        every = args.latent_every if family == "latent" and args.latent_every else args.every
+        ckpts = [c for i, c in enumerate(ckpts) if i % every == every - 1 or i == len(ckpts) - 1]
         points = []
         for update, path in ckpts:
             bleu = {}
@@ -193,7 +215,8 @@ def main(argv=None):
                 bleu["greedy"] = bleu_of(path, args.data, "ar", [1], args, first)[0]
             elif family == "latent":
                 settings = args.latent_settings.split(",")
-                bleu = dict(zip(settings, bleu_of(path, args.data, "latent", settings, args, first)))
+                score = score_net_of(args.latent_score_nets, update, name) if "score" in settings else None
+                bleu = dict(zip(settings, bleu_of(path, args.data, "latent", settings, args, first, score)))
             else:
                 idecs = args.idec.split(",")
                 scores = bleu_of(path, args.data, "auto", [int(i) for i in idecs], args, first)
