@@ -338,3 +338,30 @@ def test_rmsd_by_flexibility_groups_molecules_by_rotatable_bonds(tmp_path):
     bad = subprocess.run([sys.executable, str(REPO / "examples" / "cvgae" / "rmsd_by_flexibility.py"), "--reference",
                           str(refs), "--eval", str(first), "--out", str(out)], capture_output=True, text=True)
     assert bad.returncode != 0 and "expected LABEL=FILE" in bad.stderr
+
+
+def test_learning_curve_power_law_fit_recovers_a_known_curve(tmp_path, capsys):
+    """examples/cvgae/learning_curve.py --fit-from / --fit-target on a log whose prior RMSD is 2 * u^-0.15 exactly
+    from update 1,000 on; the point at 500 lies off the curve and must be left out of the fit."""
+    import importlib.util
+    import math
+
+    spec = importlib.util.spec_from_file_location("cvgae_curve", REPO / "examples" / "cvgae" / "learning_curve.py")
+    curve = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(curve)
+    lines = []
+    for u in (500, 1000, 2000, 4000, 8000, 16000):
+        r = 5.0 if u == 500 else 2.0 * u ** -0.15
+        lines.append(f"2026-12-06 | INFO | valid | epoch 001 | valid on 'valid' subset | loss {r:.6f} | rmsd {r:.6f} "
+                     f"| prior_rmsd {r:.6f} | num_updates {u}")
+    log = tmp_path / "train.log"
+    log.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "curve.json"
+    assert curve.main([str(log), "--out", str(out), "--fit-from", "1000", "--fit-target", "0.5"]) == 0
+    fit = json.loads(out.read_text())["power_law_fit"]
+    assert fit["points"] == 5 and abs(fit["a"] - 2.0) < 1e-3 and abs(fit["b"] - 0.15) < 1e-4
+    assert math.isclose(fit["updates_to_target"], (0.5 / 2.0) ** (-1 / 0.15), rel_tol=1e-3)  # about 10,321
+    assert curve.updates_to_reach({"a": 1.0, "b": 0.0}, 0.5) == float("inf")
+    with pytest.raises(SystemExit):  # one point from 16,000 on: no fit
+        curve.main([str(log), "--out", str(out), "--fit-from", "16000"])
+    assert "--fit-from 16000.0: 1 validation point(s) from there on; need at least 2" in capsys.readouterr().err

@@ -4,6 +4,10 @@ checkpoint-selection metric), posterior reconstruction RMSD and the KL terms aga
 Writes OUT (JSON with provenance) and OUT with .png.
 
     python examples/cvgae/learning_curve.py work/cvgae_table/cvgae_qm9_s1/train.log --out curve.json
+
+With ``--fit-from U --fit-target R`` it also fits a power law prior_rmsd = a * updates^(-b) to the points from update
+U on (least squares in log-log space) and extrapolates the updates at which it would reach R: how far the budget is
+from a target, if the curve keeps its slope (an extrapolation, not a measurement).
 """
 import argparse
 import json
@@ -27,10 +31,39 @@ def parse(path: str):
     return points
 
 
+def power_law_fit(points, from_update: float, key: str = "prior_rmsd") -> dict:
+    """a, b of key = a * u^(-b) fitted to the points with u >= from_update (log-log least squares), with the number of
+    points and the root-mean-square residual in log space."""
+    import math
+
+    sel = [(math.log(p["num_updates"]), math.log(p[key])) for p in points
+           if p.get("num_updates", 0) >= from_update and p.get(key, 0) > 0]
+    if len(sel) < 2:
+        raise ValueError(f"--fit-from {from_update}: {len(sel)} validation point(s) from there on; need at least 2")
+    n = len(sel)
+    mx, my = sum(x for x, _ in sel) / n, sum(y for _, y in sel) / n
+    sxx = sum((x - mx) ** 2 for x, _ in sel)
+    if sxx == 0:
+        raise ValueError(f"--fit-from {from_update}: every point has the same update count")
+    slope = sum((x - mx) * (y - my) for x, y in sel) / sxx
+    intercept = my - slope * mx
+    rms = math.sqrt(sum((y - intercept - slope * x) ** 2 for x, y in sel) / n)
+    return {"a": math.exp(intercept), "b": -slope, "from_update": from_update, "points": n, "log_rms_residual": rms}
+
+
+def updates_to_reach(fit: dict, target: float) -> float:
+    """The update count at which a * u^(-b) equals ``target`` (inf when the fitted curve does not fall)."""
+    if fit["b"] <= 0:
+        return float("inf")
+    return (target / fit["a"]) ** (-1.0 / fit["b"])
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("log", help="fairseq-train log (--log-format simple)")
     p.add_argument("--out", required=True, help="output JSON; the plot goes beside it")
+    p.add_argument("--fit-from", type=float, help="fit a power law to the validation prior RMSD from this update on")
+    p.add_argument("--fit-target", type=float, help="with --fit-from: extrapolate the updates to reach this RMSD")
     args = p.parse_args(argv)
     points = parse(args.log)
     if not points:
@@ -39,8 +72,19 @@ def main(argv=None) -> int:
 
     meta = run_metadata([os.path.basename(__file__)] + (argv if argv is not None else sys.argv[1:]), seed=None)
     meta["note"] = "seed is null: this script only reads a training log"
+    result = {"log": os.path.abspath(args.log), "points": points, "provenance": meta}
+    if args.fit_from is not None:
+        try:
+            fit = power_law_fit(points, args.fit_from)
+        except ValueError as err:
+            p.error(str(err))
+        if args.fit_target is not None:
+            fit["target"] = args.fit_target
+            fit["updates_to_target"] = updates_to_reach(fit, args.fit_target)
+        result["power_law_fit"] = fit
+        print(json.dumps(fit))
     with open(args.out, "w") as f:
-        json.dump({"log": os.path.abspath(args.log), "points": points, "provenance": meta}, f, indent=1)
+        json.dump(result, f, indent=1)
     from iterref_fairseq.plotting import pyplot
 
     plt = pyplot()
@@ -49,6 +93,11 @@ def main(argv=None) -> int:
     x = [pt["num_updates"] for pt in points]
     ax.plot(x, [pt["prior_rmsd"] for pt in points], marker="o", label="prior samples (generation)")
     ax.plot(x, [pt["rmsd"] for pt in points], marker="s", label="posterior reconstruction")
+    if "power_law_fit" in result:
+        fit = result["power_law_fit"]
+        xs = [u for u in x if u >= fit["from_update"]]
+        ax.plot(xs, [fit["a"] * u ** -fit["b"] for u in xs], color="grey", ls="--",
+                label=f"fit {fit['a']:.2f} u^-{fit['b']:.3f}")
     ax.set_xlabel("updates (batch 20 molecules)")
     ax.set_ylabel("validation RMSD (A)")
     ax.legend()
