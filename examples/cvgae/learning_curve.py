@@ -34,21 +34,18 @@ def parse(path: str):
 def power_law_fit(points, from_update: float, key: str = "prior_rmsd") -> dict:
     """a, b of key = a * u^(-b) fitted to the points with u >= from_update (log-log least squares), with the number of
     points and the root-mean-square residual in log space."""
-    import math
+    import numpy as np
 
-    sel = [(math.log(p["num_updates"]), math.log(p[key])) for p in points
-           if p.get("num_updates", 0) >= from_update and p.get(key, 0) > 0]
+    sel = [(p["num_updates"], p[key]) for p in points if p.get("num_updates", 0) >= from_update and p.get(key, 0) > 0]
     if len(sel) < 2:
         raise ValueError(f"--fit-from {from_update}: {len(sel)} validation point(s) from there on; need at least 2")
-    n = len(sel)
-    mx, my = sum(x for x, _ in sel) / n, sum(y for _, y in sel) / n
-    sxx = sum((x - mx) ** 2 for x, _ in sel)
-    if sxx == 0:
+    x, y = np.log(np.array(sel, dtype=float)).T
+    if np.ptp(x) == 0:
         raise ValueError(f"--fit-from {from_update}: every point has the same update count")
-    slope = sum((x - mx) * (y - my) for x, y in sel) / sxx
-    intercept = my - slope * mx
-    rms = math.sqrt(sum((y - intercept - slope * x) ** 2 for x, y in sel) / n)
-    return {"a": math.exp(intercept), "b": -slope, "from_update": from_update, "points": n, "log_rms_residual": rms}
+    slope, intercept = np.polyfit(x, y, 1)
+    rms = float(np.sqrt(np.mean((y - intercept - slope * x) ** 2)))
+    return {"a": float(np.exp(intercept)), "b": float(-slope), "from_update": from_update, "points": len(sel),
+            "log_rms_residual": rms}
 
 
 def updates_to_reach(fit: dict, target: float) -> float:

@@ -106,17 +106,16 @@ CURVE_SCORE_MINUTES=${CURVE_SCORE_MINUTES:-3}
 SETTINGS=prior,delta; SCORE_NETS=()
 if [ "$CURVE_SCORE_MINUTES" != 0 ]; then
   SETTINGS=prior,delta,score; SCORE_NETS=(--latent-score-nets "$STAGES/curve-score")
-  # the checkpoints that learning_curve.py --latent-every decodes: i (by update) % EVERY == EVERY - 1, and the last
-  mapfile -t CKPTS < <(ls "$RUN"/checkpoint_*_*.pt | sed -E 's/.*_([0-9]+)\.pt$/\1 &/' | sort -n | cut -d' ' -f2-)
-  for i in "${!CKPTS[@]}"; do
-    if [ $((i % CURVE_EVERY)) != $((CURVE_EVERY - 1)) ] && [ "$i" != $((${#CKPTS[@]} - 1)) ]; then continue; fi
-    update=$(basename "${CKPTS[$i]}" .pt); update=${update##*_}
+  # one network per checkpoint that learning_curve.py --latent-every decodes (its own selection, printed here)
+  while read -r update ckpt; do
     dir=$STAGES/curve-score/$update
     if [ -f "$dir/.trained" ]; then continue; fi
     log "   score network on the checkpoint at update $update for $CURVE_SCORE_MINUTES minutes"
     mkdir -p "$dir"
-    train_score_net score "${CKPTS[$i]}" "$dir" "$CURVE_SCORE_MINUTES" "$dir/train.log"
-  done
+    train_score_net score "$ckpt" "$dir" "$CURVE_SCORE_MINUTES" "$dir/train.log" < /dev/null  # stdin: the list
+  done < <("$PYTHON" -c 'import sys; from pathlib import Path; sys.path.insert(0, "examples/refinement_nat")
+from learning_curve import decoded_checkpoints
+for update, path in decoded_checkpoints(Path(sys.argv[1]), int(sys.argv[2])): print(update, path)' "$RUN" "$CURVE_EVERY")
 fi
 RUNS=(--latent "$LANMT_SYSTEM-s$SEED=$RUN")
 for r in $CURVE_RUNS; do [ -d "$CURVE_DIR/$r" ] && RUNS+=(--run "$r=$CURVE_DIR/$r"); done

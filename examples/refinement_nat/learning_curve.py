@@ -103,6 +103,13 @@ def checkpoints(run: Path):
     return sorted(out)
 
 
+def decoded_checkpoints(run: Path, every: int):
+    """The (update, path) checkpoints of ``run`` that the curve decodes: every ``every``-th by update, and the last.
+    examples/lanmt/bible.sh trains its per-checkpoint score networks on exactly these."""
+    ckpts = checkpoints(run)
+    return [c for i, c in enumerate(ckpts) if i % every == every - 1 or i == len(ckpts) - 1]
+
+
 def bleu_of(path, data, kind, idecs, args, refs, score_path=None) -> list:
     """BLEU of checkpoint ``path`` decoded with each setting in ``idecs`` (the checkpoint is loaded once);
     ``score_path``: the score network of a LaNMT checkpoint (for the setting "score")."""
@@ -202,9 +209,7 @@ def main(argv=None):
         name, _, directory = spec.partition("=")
         run = Path(directory)
         table = wall_minutes(run / "train.log")
-        ckpts = checkpoints(run)
-        every = args.latent_every if family == "latent" and args.latent_every else args.every
-        ckpts = [c for i, c in enumerate(ckpts) if i % every == every - 1 or i == len(ckpts) - 1]
+        ckpts = decoded_checkpoints(run, args.latent_every if family == "latent" and args.latent_every else args.every)
         points = []
         for update, path in ckpts:
             bleu = {}

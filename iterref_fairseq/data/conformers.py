@@ -507,7 +507,7 @@ def load_conformer_set(sdf_path: str, element_set: str, cache_dir: Optional[str]
 
     import numpy as np
 
-    from .feature_cache import cached_arrays, default_cache_path, file_digest
+    from .feature_cache import cached_features
 
     if not os.path.isfile(sdf_path):
         raise ConformerDataError(f"{sdf_path} not found: create the splits with scripts/prepare_conformers.py")
@@ -523,8 +523,7 @@ def load_conformer_set(sdf_path: str, element_set: str, cache_dir: Optional[str]
                     unknown_elements=np.array(json.dumps(cs.unknown_elements)),
                     **{f: getattr(cs, f) for f in fields})
 
-    key = f"v{CACHE_VERSION}-{file_digest(sdf_path)}-{element_set}"
-    z = cached_arrays(default_cache_path(sdf_path, f"{element_set}.conformers.npz", cache_dir), key, build)
+    z = cached_features(sdf_path, f"{element_set}.conformers.npz", element_set, CACHE_VERSION, build, cache_dir)
     return ConformerSet([str(n) for n in z["names"]], [str(m) for m in z["smiles"]], *(z[f] for f in fields),
                         json.loads(str(z["unknown_elements"])))
 

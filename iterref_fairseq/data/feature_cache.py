@@ -81,3 +81,13 @@ def cached_arrays(cache: str, key: str, build: Callable[[], Dict[str, np.ndarray
             os.remove(tmp)
         raise
     return arrays
+
+
+def cached_features(source: str, suffix: str, settings: str, version: int, build: Callable[[], Dict[str, np.ndarray]],
+                    cache_dir: Optional[str] = None) -> Dict[str, np.ndarray]:
+    """``cached_arrays`` for the features of the file ``source``: the cache sits at ``default_cache_path(source,
+    suffix, cache_dir)`` and its key is ``v<version>-<file_digest(source)>-<settings>`` (``settings``: whatever else
+    the features depend on), the one key layout both molecule tasks use."""
+    key = f"v{version}-{file_digest(source)}-{settings}"
+    return cached_arrays(default_cache_path(source, suffix, cache_dir), key, build)
+

@@ -32,7 +32,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from .feature_cache import cached_arrays, default_cache_path, file_digest
+from .feature_cache import cached_features
 
 logger = logging.getLogger(__name__)
 
@@ -323,8 +323,7 @@ def load_featurized(smi_path: str, vocab: MolVocab, cache_dir: Optional[str] = N
                     bonds=fs.bonds, bond_offsets=fs.bond_offsets, num_rejected=np.array(fs.num_rejected),
                     rejected_examples=np.array(fs.rejected_examples, dtype=str))
 
-    key = f"v{CACHE_VERSION}-{file_digest(smi_path)}-{vocab.digest()}"
-    z = cached_arrays(default_cache_path(smi_path, "graphs.npz", cache_dir), key, build)
+    z = cached_features(smi_path, "graphs.npz", vocab.digest(), CACHE_VERSION, build, cache_dir)
     return FeaturizedSet([str(s) for s in z["smiles"]], z["nodes"], z["node_offsets"], z["bonds"],
                          z["bond_offsets"], int(z["num_rejected"]), [str(s) for s in z["rejected_examples"]])
 
