@@ -138,3 +138,69 @@ def test_lanmt_latents_carry_the_target_when_only_they_can():
         torch.set_num_threads(threads)
     assert posterior >= 0.95 and prior <= 0.4, (posterior, prior)
     assert 0.7 <= kl <= 1.3, kl
+
+
+def two_mode_corpus(raw, n_train: int, n_test: int, seed: int) -> None:
+    """The corpus of examples/lanmt/two_mode_toy.py: 3-8 random words w0..w19 translated word by word as a<i> or
+    as b<i>, one vocabulary per sentence drawn at random (the source does not tell which)."""
+    import importlib.util
+
+    from conftest import REPO
+
+    spec = importlib.util.spec_from_file_location("two_mode_toy", REPO / "examples" / "lanmt" / "two_mode_toy.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.write_corpus(raw, n_train, n_test, seed)
+
+
+def one_vocabulary_fraction(out: str) -> float:
+    """Fraction of hypotheses that translate their source S-line word by word in ONE of the two vocabularies."""
+    src, hyp = {}, {}
+    for line in out.splitlines():
+        m = re.match(r"^([SH])-(\d+)\t(.*)$", line)
+        if m:
+            (src if m.group(1) == "S" else hyp).setdefault(m.group(2), m.group(3).split("\t")[-1].split())
+    assert src and set(src) == set(hyp)
+    good = 0
+    for k, s in src.items():
+        h = hyp[k]
+        good += (len(h) == len(s) and any(h == [mode + w[1:] for w in s] for mode in "ab"))
+    return good / len(src)
+
+
+# Calibration (2026-12-06, one thread): this test's 200 sentences gave prior mean 0.19, one delta step 0.925, one
+# score step 0.785; examples/lanmt/two_mode_toy.py (400 test sentences, seeds 1 / 2) 0.18 / 0.455, 0.94 / 0.96 and,
+# after the budget-0 epoch, a score step 0.88 / 0.87.
+def test_lanmt_refinement_resolves_the_mode_the_prior_cannot_know(tmp_path, monkeypatch):
+    # The talk's claim in its simplest form: the target's vocabulary is a per-sentence coin flip, so the prior mean
+    # lies between the two modes and its decoding mixes vocabularies; one delta step (E_q(z|x, y_hat), decode) and
+    # one step of a trained score network must move the latents to one mode. A posterior that ignores y, a delta
+    # step that does not re-encode the output, or a score step in the wrong direction fails the margins.
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the calibration's setting (the results differ with 2 threads)
+    two_mode_corpus(tmp_path / "raw", 6000, 200, seed=1)
+    data = binarize(tmp_path / "raw", tmp_path / "bin")
+    common = ["--user-dir", USER_DIR, "--task", "translation_refine", "--dropout", "0", "--optimizer", "adam",
+              "--adam-betas", "(0.9,0.98)", "--lr-scheduler", "inverse_sqrt", "--warmup-updates", "50",
+              "--max-tokens", "2000", "--cpu", "--no-epoch-checkpoints", "--disable-validation", "--seed", "1",
+              "--log-format", "simple"]
+    cli("fairseq-train", data, *common, "--criterion", "lanmt_loss", "--arch", "lanmt_tiny",
+        "--encoder-embed-dim", "64", "--encoder-ffn-embed-dim", "128", "--encoder-attention-heads", "4",
+        "--prior-layers", "2", "--posterior-layers", "1", "--decoder-layers", "2", "--lr", "3e-3",
+        "--max-update", "600", "--save-dir", tmp_path / "lanmt")
+    lanmt = tmp_path / "lanmt" / "checkpoint_last.pt"
+    cli("fairseq-train", data, *common, "--arch", "lanmt_score_tiny", "--score-param", "score",
+        "--score-embed-dim", "64", "--score-ffn-embed-dim", "128", "--criterion", "lanmt_score_loss",
+        "--lanmt-path", lanmt, "--lr", "1e-3", "--max-update", "400", "--self-step-from-update", "200",
+        "--save-dir", tmp_path / "score")
+    one_step = ["--iter-decode-max-iter", "2", "--iter-decode-force-max-iter"]
+    found = {}
+    for name, flags in (("prior", ["--latent-inference", "prior"]),
+                        ("delta", ["--latent-inference", "delta", *one_step]),
+                        ("score", ["--latent-inference", "score", "--score-path",
+                                   tmp_path / "score" / "checkpoint_last.pt", *one_step])):
+        out = cli("fairseq-generate", data, "--user-dir", USER_DIR, "--task", "translation_refine", "--path", lanmt,
+                  "--cpu", "--batch-size", "100", "--keep-repeats", "--gen-subset", "test", *flags).stdout
+        found[name] = one_vocabulary_fraction(out)
+    assert found["prior"] <= 0.7, found
+    assert found["delta"] >= max(0.85, found["prior"] + 0.3), found
+    assert found["score"] >= found["prior"] + 0.3, found
