@@ -7,7 +7,14 @@ Writes OUT (JSON with provenance) and OUT with .png.
 
 With ``--fit-from U --fit-target R`` it also fits a power law prior_rmsd = a * updates^(-b) to the points from update
 U on (least squares in log-log space) and extrapolates the updates at which it would reach R: how far the budget is
-from a target, if the curve keeps its slope (an extrapolation, not a measurement).
+from a target, if the curve keeps its slope (an extrapolation, not a measurement). ``--fit-until V`` fits only the
+points up to update V and lists the later ones beside the fit's prediction (``held_out``): a test of the
+extrapolation on a run that went on.
+
+A run resumed from its checkpoint writes a second log; give the logs in order (a validation at an update count
+already read is kept once).
+
+    python examples/cvgae/learning_curve.py run/train.log run/train2.log --fit-from 2000 --fit-until 25000 --out c.json
 """
 import argparse
 import json
@@ -20,32 +27,49 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 FIELDS = ("reconstruction", "kl_posterior_prior", "kl_prior_standard", "rmsd", "prior_rmsd", "num_updates", "wall")
 
 
-def parse(path: str):
-    points = []
-    with open(path) as f:
-        for line in f:
-            if "| valid | " not in line:
-                continue
-            values = dict(re.findall(r"\| (\w+) ([-\d.e]+)", line))
-            points.append({k: float(values[k]) for k in FIELDS if k in values})
+def parse(*paths: str):
+    """The validation points of the logs, in order; a later point at an update count already seen is dropped."""
+    points, seen = [], set()
+    for path in paths:
+        with open(path) as f:
+            for line in f:
+                if "| valid | " not in line:
+                    continue
+                values = dict(re.findall(r"\| (\w+) ([-\d.e]+)", line))
+                point = {k: float(values[k]) for k in FIELDS if k in values}
+                if point.get("num_updates") in seen:
+                    continue
+                seen.add(point.get("num_updates"))
+                points.append(point)
     return points
 
 
-def power_law_fit(points, from_update: float, key: str = "prior_rmsd") -> dict:
-    """a, b of key = a * u^(-b) fitted to the points with u >= from_update (log-log least squares), with the number of
-    points and the root-mean-square residual in log space."""
+def power_law_fit(points, from_update: float, key: str = "prior_rmsd", until_update: float = float("inf")) -> dict:
+    """a, b of key = a * u^(-b) fitted to the points with from_update <= u <= until_update (log-log least squares),
+    with the number of points and the root-mean-square residual in log space."""
     import numpy as np
 
-    sel = [(p["num_updates"], p[key]) for p in points if p.get("num_updates", 0) >= from_update and p.get(key, 0) > 0]
+    sel = [(p["num_updates"], p[key]) for p in points
+           if from_update <= p.get("num_updates", 0) <= until_update and p.get(key, 0) > 0]
     if len(sel) < 2:
-        raise ValueError(f"--fit-from {from_update}: {len(sel)} validation point(s) from there on; need at least 2")
+        span = "from there on" if until_update == float("inf") else f"up to {until_update}"
+        raise ValueError(f"--fit-from {from_update}: {len(sel)} validation point(s) {span}; need at least 2")
     x, y = np.log(np.array(sel, dtype=float)).T
     if np.ptp(x) == 0:
         raise ValueError(f"--fit-from {from_update}: every point has the same update count")
     slope, intercept = np.polyfit(x, y, 1)
     rms = float(np.sqrt(np.mean((y - intercept - slope * x) ** 2)))
-    return {"a": float(np.exp(intercept)), "b": float(-slope), "from_update": from_update, "points": len(sel),
-            "log_rms_residual": rms}
+    fit = {"a": float(np.exp(intercept)), "b": float(-slope), "from_update": from_update, "points": len(sel),
+           "log_rms_residual": rms}
+    if until_update != float("inf"):
+        fit["until_update"] = until_update
+        later = [p for p in points if p.get("num_updates", 0) > until_update and key in p]
+        fit["held_out"] = [{"num_updates": p["num_updates"], key: p[key],
+                            "predicted": fit["a"] * p["num_updates"] ** -fit["b"]} for p in later]
+        if later:
+            fit["held_out_mean_relative_error"] = float(np.mean(
+                [(h[key] - h["predicted"]) / h["predicted"] for h in fit["held_out"]]))
+    return fit
 
 
 def updates_to_reach(fit: dict, target: float) -> float:
@@ -57,22 +81,28 @@ def updates_to_reach(fit: dict, target: float) -> float:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("log", help="fairseq-train log (--log-format simple)")
+    p.add_argument("log", nargs="+", help="fairseq-train log(s) (--log-format simple), in order")
     p.add_argument("--out", required=True, help="output JSON; the plot goes beside it")
     p.add_argument("--fit-from", type=float, help="fit a power law to the validation prior RMSD from this update on")
     p.add_argument("--fit-target", type=float, help="with --fit-from: extrapolate the updates to reach this RMSD")
+    p.add_argument("--fit-until", type=float,
+                   help="with --fit-from: fit only the points up to this update; the later ones are compared with the "
+                        "fit's prediction (held_out)")
     args = p.parse_args(argv)
-    points = parse(args.log)
+    if args.fit_until is not None and args.fit_from is None:
+        p.error("--fit-until needs --fit-from")
+    points = parse(*args.log)
     if not points:
-        p.error(f"{args.log} has no validation line; train with validation (--validate-interval-updates)")
+        p.error(f"{' '.join(args.log)}: no validation line; train with validation (--validate-interval-updates)")
     from iterref_fairseq.provenance import run_metadata
 
     meta = run_metadata([os.path.basename(__file__)] + (argv if argv is not None else sys.argv[1:]), seed=None)
     meta["note"] = "seed is null: this script only reads a training log"
-    result = {"log": os.path.abspath(args.log), "points": points, "provenance": meta}
+    result = {"log": [os.path.abspath(log) for log in args.log], "points": points, "provenance": meta}
     if args.fit_from is not None:
         try:
-            fit = power_law_fit(points, args.fit_from)
+            until = float("inf") if args.fit_until is None else args.fit_until
+            fit = power_law_fit(points, args.fit_from, until_update=until)
         except ValueError as err:
             p.error(str(err))
         if args.fit_target is not None:
@@ -93,8 +123,11 @@ def main(argv=None) -> int:
     if "power_law_fit" in result:
         fit = result["power_law_fit"]
         xs = [u for u in x if u >= fit["from_update"]]
+        until = f" (fitted up to {fit['until_update']:.0f})" if "until_update" in fit else ""
         ax.plot(xs, [fit["a"] * u ** -fit["b"] for u in xs], color="grey", ls="--",
-                label=f"fit {fit['a']:.2f} u^-{fit['b']:.3f}")
+                label=f"fit {fit['a']:.2f} u^-{fit['b']:.3f}{until}")
+        if "until_update" in fit:
+            ax.axvline(fit["until_update"], color="grey", lw=0.8)
     ax.set_xlabel("updates (batch 20 molecules)")
     ax.set_ylabel("validation RMSD (A)")
     ax.legend()
