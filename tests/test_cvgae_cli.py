@@ -368,8 +368,9 @@ def test_learning_curve_power_law_fit_recovers_a_known_curve(tmp_path, capsys):
 
 
 def test_learning_curve_reads_a_resumed_run_and_tests_the_fit_on_later_points(tmp_path, capsys):
-    """Two logs of one run (the second resumed, repeating the last validation of the first) are read as one curve,
-    and --fit-until fits the points up to it and compares the later ones with the prediction."""
+    """Two logs of one run, the second resumed from an older checkpoint (4,000) than the first log's end (5,000):
+    the second log's points replace the first's from 4,000 on. --fit-until fits the points up to it and compares
+    the later ones with the prediction."""
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("cvgae_curve", REPO / "examples" / "cvgae" / "learning_curve.py")
@@ -381,19 +382,29 @@ def test_learning_curve_reads_a_resumed_run_and_tests_the_fit_on_later_points(tm
                 f"| prior_rmsd {r:.6f} | num_updates {u}\n")
 
     first, second = tmp_path / "train.log", tmp_path / "train2.log"
-    first.write_text("".join(line(u, 2.0 * u ** -0.15) for u in (1000, 2000, 4000)))
-    # resumed at 4,000: its repeat of that validation (another value) is dropped; later points lie 10% above the law
-    second.write_text(line(4000, 9.9) + "".join(line(u, 1.1 * 2.0 * u ** -0.15) for u in (8000, 16000)))
+    # the first log's 5,000 point (9.9) was lost with the crash; the resumed run retrains from 4,000
+    first.write_text("".join(line(u, 2.0 * u ** -0.15) for u in (1000, 2000, 3000)) + line(4000, 9.9)
+                     + line(5000, 9.9))
+    # later points lie 10% above the law, and 16,000 lies 20% above it
+    second.write_text(line(4000, 2.0 * 4000 ** -0.15) + "".join(
+        line(u, f * 2.0 * u ** -0.15) for u, f in ((5000, 1.1), (8000, 1.1), (16000, 1.2))))
     out = tmp_path / "curve.json"
     assert curve.main([str(first), str(second), "--out", str(out), "--fit-from", "1000", "--fit-until", "4000"]) == 0
     result = json.loads(out.read_text())
-    assert [p["num_updates"] for p in result["points"]] == [1000, 2000, 4000, 8000, 16000]
-    assert result["points"][2]["prior_rmsd"] == pytest.approx(2.0 * 4000 ** -0.15, rel=1e-5)
+    assert [p["num_updates"] for p in result["points"]] == [1000, 2000, 3000, 4000, 5000, 8000, 16000]
+    assert result["points"][3]["prior_rmsd"] == pytest.approx(2.0 * 4000 ** -0.15, rel=1e-5)
     fit = result["power_law_fit"]
-    assert fit["points"] == 3 and abs(fit["b"] - 0.15) < 1e-4 and fit["until_update"] == 4000
-    assert [h["num_updates"] for h in fit["held_out"]] == [8000, 16000]
-    assert fit["held_out"][1]["predicted"] == pytest.approx(2.0 * 16000 ** -0.15, rel=1e-4)
-    assert fit["held_out_mean_relative_error"] == pytest.approx(0.1, rel=1e-3)
+    assert fit["points"] == 4 and abs(fit["b"] - 0.15) < 1e-4 and fit["until_update"] == 4000
+    assert [h["num_updates"] for h in fit["held_out"]] == [5000, 8000, 16000]
+    assert fit["held_out"][2]["predicted"] == pytest.approx(2.0 * 16000 ** -0.15, rel=1e-4)
+    assert fit["held_out_mean_relative_error"] == pytest.approx((0.1 + 0.1 + 0.2) / 3, rel=1e-3)
+    assert fit["held_out_max_abs_relative_error"] == pytest.approx(0.2, rel=1e-3)
+    # nothing after --fit-until: a warning, no error
+    assert curve.main([str(first), str(second), "--out", str(out), "--fit-from", "1000", "--fit-until", "20000"]) == 0
+    assert "no validation point after --fit-until 20000" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         curve.main([str(first), "--out", str(out), "--fit-until", "4000"])
     assert "--fit-until needs --fit-from" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        curve.main([str(first), "--out", str(out), "--fit-from", "2500", "--fit-until", "3500"])
+    assert "--fit-from 2500.0: 1 validation point(s) between it and --fit-until 3500.0" in capsys.readouterr().err

@@ -153,19 +153,19 @@ def two_mode_corpus(raw, n_train: int, n_test: int, seed: int) -> None:
     module.write_corpus(raw, n_train, n_test, seed)
 
 
-def one_vocabulary_fraction(out: str) -> float:
-    """Fraction of hypotheses that translate their source S-line word by word in ONE of the two vocabularies."""
-    src, hyp = {}, {}
+def one_vocabulary_scores(out: str):
+    """(fraction of hypotheses that translate their source S-line word by word in ONE of the two vocabularies,
+    fraction equal to the reference T-line)."""
+    lines = {"S": {}, "T": {}, "H": {}}
     for line in out.splitlines():
-        m = re.match(r"^([SH])-(\d+)\t(.*)$", line)
+        m = re.match(r"^([STH])-(\d+)\t(.*)$", line)
         if m:
-            (src if m.group(1) == "S" else hyp).setdefault(m.group(2), m.group(3).split("\t")[-1].split())
-    assert src and set(src) == set(hyp)
-    good = 0
-    for k, s in src.items():
-        h = hyp[k]
-        good += (len(h) == len(s) and any(h == [mode + w[1:] for w in s] for mode in "ab"))
-    return good / len(src)
+            lines[m.group(1)].setdefault(m.group(2), m.group(3).split("\t")[-1].split())
+    src, ref, hyp = lines["S"], lines["T"], lines["H"]
+    assert src and set(src) == set(hyp) == set(ref)
+    good = sum(len(hyp[k]) == len(s) and any(hyp[k] == [mode + w[1:] for w in s] for mode in "ab")
+               for k, s in src.items())
+    return good / len(src), sum(hyp[k] == ref[k] for k in src) / len(src)
 
 
 # Calibration (2026-12-06, one thread): this test's 200 sentences gave prior mean 0.19, one delta step 0.925, one
@@ -175,7 +175,9 @@ def test_lanmt_refinement_resolves_the_mode_the_prior_cannot_know(tmp_path, monk
     # The talk's claim in its simplest form: the target's vocabulary is a per-sentence coin flip, so the prior mean
     # lies between the two modes and its decoding mixes vocabularies; one delta step (E_q(z|x, y_hat), decode) and
     # one step of a trained score network must move the latents to one mode. A posterior that ignores y, a delta
-    # step that does not re-encode the output, or a score step in the wrong direction fails the margins.
+    # step that does not re-encode the output, or a score step in the wrong direction fails the margins; a step
+    # that leaked the reference would match it far more often than the coin flip allows. The corpus is the example
+    # script's (examples/lanmt/two_mode_toy.py defines the task); the scoring here is independent of it.
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the calibration's setting (the results differ with 2 threads)
     two_mode_corpus(tmp_path / "raw", 6000, 200, seed=1)
     data = binarize(tmp_path / "raw", tmp_path / "bin")
@@ -193,14 +195,16 @@ def test_lanmt_refinement_resolves_the_mode_the_prior_cannot_know(tmp_path, monk
         "--lanmt-path", lanmt, "--lr", "1e-3", "--max-update", "400", "--self-step-from-update", "200",
         "--save-dir", tmp_path / "score")
     one_step = ["--iter-decode-max-iter", "2", "--iter-decode-force-max-iter"]
-    found = {}
+    found, exact = {}, {}
     for name, flags in (("prior", ["--latent-inference", "prior"]),
                         ("delta", ["--latent-inference", "delta", *one_step]),
                         ("score", ["--latent-inference", "score", "--score-path",
                                    tmp_path / "score" / "checkpoint_last.pt", *one_step])):
         out = cli("fairseq-generate", data, "--user-dir", USER_DIR, "--task", "translation_refine", "--path", lanmt,
                   "--cpu", "--batch-size", "100", "--keep-repeats", "--gen-subset", "test", *flags).stdout
-        found[name] = one_vocabulary_fraction(out)
+        found[name], exact[name] = one_vocabulary_scores(out)
     assert found["prior"] <= 0.7, found
     assert found["delta"] >= max(0.85, found["prior"] + 0.3), found
-    assert found["score"] >= found["prior"] + 0.3, found
+    assert found["score"] >= max(0.6, found["prior"] + 0.2), found
+    # the mode is a coin flip: no system that cannot see the reference matches it much more than half the time
+    assert max(exact.values()) <= 0.7, exact

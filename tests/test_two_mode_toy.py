@@ -1,5 +1,7 @@
-"""examples/lanmt/two_mode_toy.py: its corpus and how it scores fairseq-generate output (the training pipeline is
-exercised by tests/test_learning.py::test_lanmt_refinement_resolves_the_mode_the_prior_cannot_know)."""
+"""examples/lanmt/two_mode_toy.py: its corpus, how it scores fairseq-generate output, its table and its refusal of a
+used work directory. The script's training stages are not run here (about 4 minutes); the learning test
+tests/test_learning.py::test_lanmt_refinement_resolves_the_mode_the_prior_cannot_know trains LaNMT and a score
+network on the same corpus and checks the prior / delta / score rows."""
 import importlib.util
 
 import pytest
@@ -41,6 +43,28 @@ def test_generate_output_is_scored_by_the_chosen_hypothesis():
         {"sentences": 3, "consistent": 2 / 3, "exact": 1 / 3, "decoder_passes": 2.0})
 
 
-def test_generate_output_without_hypotheses_stops():
-    with pytest.raises(SystemExit, match="no hypothesis"):
+def test_incomplete_generate_output_is_refused():
+    with pytest.raises(ValueError, match=r"lacks the hypothesis \(H-\) line"):
         toy.score_generate("S-0\tw1\nT-0\ta1\n")
+    with pytest.raises(ValueError, match=r"lacks the source \(S-\) line"):
+        toy.score_generate("T-0\ta1\nH-0\t-0.1\ta1\n")
+    passes_missing = toy.score_generate("S-0\tw1\nT-0\ta1\nH-0\t-0.1\ta1\nS-1\tw2\nT-1\tb2\nH-1\t-0.1\ta2\nI-0\t1\n")
+    assert "decoder_passes" not in passes_missing and passes_missing["consistent"] == 1.0
+
+
+def test_markdown_lists_every_row_and_the_diagnosis():
+    result = {"rows": [{"model": "m", "system": "prior mean", "consistent": 0.25, "exact": 0.125, "decoder_passes": 1.0},
+                       {"model": "AR", "system": "greedy", "consistent": 1.0, "exact": 0.5}],
+              "diagnosis": {"stage 1": {"kl_per_position": 0.18, "reference_at_true_length": {
+                  "posterior mean": {"token_accuracy": 0.99}, "prior mean": {"token_accuracy": 0.5}}}}}
+    lines = toy.markdown(result).splitlines()
+    assert "| m | prior mean | 0.250 | 0.125 | 1.00 |" in lines
+    assert "| AR | greedy | 1.000 | 0.500 | – |" in lines
+    assert "| stage 1 | 0.180 | 0.990 / 0.500 |" in lines
+
+
+def test_a_used_work_directory_is_refused(tmp_path, capsys):
+    (tmp_path / "lanmt").mkdir()
+    with pytest.raises(SystemExit):
+        toy.main(["--work", str(tmp_path), "--out", str(tmp_path / "out.json")])
+    assert f"--work {tmp_path} is not empty" in capsys.readouterr().err

@@ -11,8 +11,8 @@ from a target, if the curve keeps its slope (an extrapolation, not a measurement
 points up to update V and lists the later ones beside the fit's prediction (``held_out``): a test of the
 extrapolation on a run that went on.
 
-A run resumed from its checkpoint writes a second log; give the logs in order (a validation at an update count
-already read is kept once).
+A run resumed from its checkpoint writes a second log; give the logs in order (each log's points replace the
+earlier logs' from its first update count on, as a resume from an older checkpoint retrains those updates).
 
     python examples/cvgae/learning_curve.py run/train.log run/train2.log --fit-from 2000 --fit-until 25000 --out c.json
 """
@@ -21,38 +21,50 @@ import json
 import os
 import re
 import sys
+from typing import List, Optional
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 
 FIELDS = ("reconstruction", "kl_posterior_prior", "kl_prior_standard", "rmsd", "prior_rmsd", "num_updates", "wall")
 
 
-def parse(*paths: str):
-    """The validation points of the logs, in order; a later point at an update count already seen is dropped."""
-    points, seen = [], set()
-    for path in paths:
-        with open(path) as f:
-            for line in f:
-                if "| valid | " not in line:
-                    continue
+def read_log(path: str) -> List[dict]:
+    """The validation points of one log, in its order."""
+    points = []
+    with open(path) as f:
+        for line in f:
+            if "| valid | " in line:
                 values = dict(re.findall(r"\| (\w+) ([-\d.e]+)", line))
-                point = {k: float(values[k]) for k in FIELDS if k in values}
-                if point.get("num_updates") in seen:
-                    continue
-                seen.add(point.get("num_updates"))
-                points.append(point)
+                points.append({k: float(values[k]) for k in FIELDS if k in values})
     return points
 
 
-def power_law_fit(points, from_update: float, key: str = "prior_rmsd", until_update: float = float("inf")) -> dict:
-    """a, b of key = a * u^(-b) fitted to the points with from_update <= u <= until_update (log-log least squares),
-    with the number of points and the root-mean-square residual in log space."""
+def parse(*paths: str) -> List[dict]:
+    """The validation points of the logs of one run, given in order. A resumed run continues from a checkpoint that
+    may be older than the end of the previous log (a crash after the last save): each log's points replace the
+    earlier logs' points from its own first update count on."""
+    points: List[dict] = []
+    for path in paths:
+        new = read_log(path)
+        counted = [p["num_updates"] for p in new if "num_updates" in p]
+        if counted:
+            start = min(counted)
+            points = [p for p in points if p.get("num_updates", -1) < start]
+        points += new
+    return points
+
+
+def power_law_fit(points, from_update: float, key: str = "prior_rmsd", until_update: Optional[float] = None) -> dict:
+    """a, b of key = a * u^(-b) fitted to the points with from_update <= u (<= until_update when given; log-log
+    least squares), with the number of points and the root-mean-square residual in log space. With until_update,
+    ``held_out`` lists the later points beside the fit's prediction, with their mean and largest relative error."""
     import numpy as np
 
+    last = float("inf") if until_update is None else until_update
     sel = [(p["num_updates"], p[key]) for p in points
-           if from_update <= p.get("num_updates", 0) <= until_update and p.get(key, 0) > 0]
+           if from_update <= p.get("num_updates", 0) <= last and p.get(key, 0) > 0]
     if len(sel) < 2:
-        span = "from there on" if until_update == float("inf") else f"up to {until_update}"
+        span = "from there on" if until_update is None else f"between it and --fit-until {until_update}"
         raise ValueError(f"--fit-from {from_update}: {len(sel)} validation point(s) {span}; need at least 2")
     x, y = np.log(np.array(sel, dtype=float)).T
     if np.ptp(x) == 0:
@@ -61,14 +73,15 @@ def power_law_fit(points, from_update: float, key: str = "prior_rmsd", until_upd
     rms = float(np.sqrt(np.mean((y - intercept - slope * x) ** 2)))
     fit = {"a": float(np.exp(intercept)), "b": float(-slope), "from_update": from_update, "points": len(sel),
            "log_rms_residual": rms}
-    if until_update != float("inf"):
+    if until_update is not None:
         fit["until_update"] = until_update
         later = [p for p in points if p.get("num_updates", 0) > until_update and key in p]
         fit["held_out"] = [{"num_updates": p["num_updates"], key: p[key],
                             "predicted": fit["a"] * p["num_updates"] ** -fit["b"]} for p in later]
-        if later:
-            fit["held_out_mean_relative_error"] = float(np.mean(
-                [(h[key] - h["predicted"]) / h["predicted"] for h in fit["held_out"]]))
+        errors = [(h[key] - h["predicted"]) / h["predicted"] for h in fit["held_out"]]
+        if errors:
+            fit["held_out_mean_relative_error"] = float(np.mean(errors))
+            fit["held_out_max_abs_relative_error"] = float(np.max(np.abs(errors)))
     return fit
 
 
@@ -101,14 +114,16 @@ def main(argv=None) -> int:
     result = {"log": [os.path.abspath(log) for log in args.log], "points": points, "provenance": meta}
     if args.fit_from is not None:
         try:
-            until = float("inf") if args.fit_until is None else args.fit_until
-            fit = power_law_fit(points, args.fit_from, until_update=until)
+            fit = power_law_fit(points, args.fit_from, until_update=args.fit_until)
         except ValueError as err:
             p.error(str(err))
         if args.fit_target is not None:
             fit["target"] = args.fit_target
             fit["updates_to_target"] = updates_to_reach(fit, args.fit_target)
         result["power_law_fit"] = fit
+        if args.fit_until is not None and not fit["held_out"]:
+            print(f"learning_curve.py: warning: no validation point after --fit-until {args.fit_until}; "
+                  "nothing to compare the fit with", file=sys.stderr)
         print(json.dumps(fit))
     with open(args.out, "w") as f:
         json.dump(result, f, indent=1)

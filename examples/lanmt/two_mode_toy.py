@@ -11,7 +11,10 @@ latent search by sampling and choosing. On the Bible data (docs/lanmt.md) none o
 almost nothing after the budget-0 epoch; this script measures the same pipeline where the latents have something
 to carry.
 
-Pipeline (every stage a fairseq CLI, the same flags as ``bible.sh`` at toy size, one thread):
+Pipeline (the stages of ``bible.sh`` at toy size, each a fairseq CLI or ``diagnose.py``, one thread). It differs
+from ``bible.sh`` where the toy asks for it: repeated words are kept (``--keep-repeats``: sources repeat words),
+the one-step delta row takes its step even when the output would not change (``--iter-decode-force-max-iter``), latent
+search draws 8 latents, batches hold 2,000 tokens.
 1. corpus (``--train-sentences``, 200 valid, ``--test-sentences``) and ``fairseq-preprocess``;
 2. LaNMT (d 64) for ``--updates`` updates, free-bits budget 1 annealed to 0 (the default schedule), then the
    budget-0 epoch at lr 1e-4 (the reference's fine-tuning);
@@ -22,7 +25,10 @@ Pipeline (every stage a fairseq CLI, the same flags as ``bible.sh`` at toy size,
 Metric: *consistent* = the output is the source translated in one vocabulary (either mode); *exact* = equal to
 the reference (at most about 0.5 for any system that cannot know the mode).
 
-    python examples/lanmt/two_mode_toy.py --work work/two_mode --out results/lanmt/lanmt_two_mode_toy.json
+    python examples/lanmt/two_mode_toy.py --work work/two_mode_s1 --seed 1 \
+        --out results/lanmt/lanmt_two_mode_toy_seed1_<date>.json
+
+``--work`` must be a new or empty directory: every stage would otherwise resume from what an earlier run left there.
 """
 import argparse
 import json
@@ -32,7 +38,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
@@ -62,7 +68,7 @@ def write_corpus(raw: Path, n_train: int, n_test: int, seed: int) -> None:
                 ft.write(" ".join(f"{mode}{i}" for i in words) + "\n")
 
 
-def run(name: str, *args, log: Path = None) -> str:
+def run(name: str, *args, log: Optional[Path] = None) -> str:
     """Runs a console script of this venv (or, for a ``.py`` path, this Python on it) on one thread; stops with
     its output's tail on failure."""
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
@@ -83,21 +89,31 @@ def consistent(source: str, hypothesis: str) -> bool:
 
 
 def score_generate(output: str) -> Dict[str, float]:
-    """Consistent and exact fractions and mean decoder passes from ``fairseq-generate`` output."""
+    """Consistent and exact fractions and mean decoder passes from ``fairseq-generate`` output (the first H line of
+    a sentence is its chosen hypothesis). Raises ValueError when a sentence lacks its S, T or H line."""
     fields: Dict[str, Dict[str, str]] = {"S": {}, "T": {}, "H": {}, "I": {}}
     for line in output.splitlines():
         m = re.match(r"^([STHI])-(\d+)\t(.*)$", line)
         if m and m.group(2) not in fields[m.group(1)]:  # the first H is the chosen hypothesis
             fields[m.group(1)][m.group(2)] = m.group(3).split("\t")[-1]
-    ids = sorted(fields["T"])
-    if not ids or set(ids) != set(fields["H"]):
-        sys.exit("two_mode_toy: fairseq-generate printed no hypothesis for some test sentences")
+    ids = list(fields["T"])
+    for tag, name in (("S", "source"), ("H", "hypothesis")):
+        if not ids or set(ids) != set(fields[tag]):
+            raise ValueError(f"fairseq-generate output lacks the {name} ({tag}-) line of some test sentences")
     out = {"sentences": len(ids),
            "consistent": sum(consistent(fields["S"][i], fields["H"][i]) for i in ids) / len(ids),
            "exact": sum(fields["T"][i] == fields["H"][i] for i in ids) / len(ids)}
-    if fields["I"]:
+    if set(fields["I"]) == set(ids):
         out["decoder_passes"] = sum(float(fields["I"][i]) for i in ids) / len(ids)
     return out
+
+
+def scored(output: str) -> Dict[str, float]:
+    """score_generate, stopping the script with its message on incomplete output."""
+    try:
+        return score_generate(output)
+    except ValueError as err:
+        sys.exit(f"two_mode_toy: {err}")
 
 
 def rows(ft: Path, stage1: Path, score: Path, energy: Path, ar: Path, samples: int) -> List[tuple]:
@@ -130,22 +146,26 @@ def main(argv=None) -> int:
     p.add_argument("--updates", type=int, default=600, help="LaNMT stage-1 updates")
     p.add_argument("--score-updates", type=int, default=400, help="updates of the score / energy network")
     p.add_argument("--search-samples", type=int, default=8, help="latents per sentence in latent search")
+    p.add_argument("--decoder-source-copy", action="store_true",
+                   help="train LaNMT with the source copied into the decoder input (the deviation of docs/lanmt.md)")
     p.add_argument("--seed", type=int, default=1)
     args = p.parse_args(argv)
     w = args.work
+    if w.exists() and any(w.iterdir()):
+        p.error(f"--work {w} is not empty: give a new directory (every stage would resume from the old files)")
     write_corpus(w / "raw", args.train_sentences, args.test_sentences, seed=args.seed)
     data = w / "bin"
-    if not (data / "dict.src.txt").exists():
-        run("fairseq-preprocess", "--source-lang", "src", "--target-lang", "tgt", "--trainpref", w / "raw/train",
-            "--validpref", w / "raw/valid", "--testpref", w / "raw/test", "--destdir", data, "--joined-dictionary",
-            "--workers", "1")
+    run("fairseq-preprocess", "--source-lang", "src", "--target-lang", "tgt", "--trainpref", w / "raw/train",
+        "--validpref", w / "raw/valid", "--testpref", w / "raw/test", "--destdir", data, "--joined-dictionary",
+        "--workers", "1")
     seed = ["--seed", args.seed]
+    model = MODEL + (["--decoder-source-copy"] if args.decoder_source_copy else [])
     stage1, ft = w / "lanmt/checkpoint_last.pt", w / "lanmt_ft/checkpoint_last.pt"
     print(f"1/4 LaNMT, {args.updates} updates; then the budget-0 epoch", flush=True)
-    run("fairseq-train", data, *COMMON, *MODEL, *seed, "--criterion", "lanmt_loss", "--lr", "3e-3",
+    run("fairseq-train", data, *COMMON, *model, *seed, "--criterion", "lanmt_loss", "--lr", "3e-3",
         "--lr-scheduler", "inverse_sqrt", "--warmup-updates", "50", "--max-update", args.updates,
         "--save-dir", w / "lanmt", log=w / "lanmt.log")
-    run("fairseq-train", data, *COMMON, *MODEL, *seed, "--criterion", "lanmt_loss", "--kl-budget", "0",
+    run("fairseq-train", data, *COMMON, *model, *seed, "--criterion", "lanmt_loss", "--kl-budget", "0",
         "--kl-budget-schedule", "constant", "--lr", "1e-4", "--lr-scheduler", "fixed", "--max-epoch", "1",
         "--finetune-from-model", stage1, "--save-dir", w / "lanmt_ft", log=w / "lanmt_ft.log")
     print(f"2/4 score and energy networks, {args.score_updates} updates each; AR rescorer", flush=True)
@@ -167,24 +187,25 @@ def main(argv=None) -> int:
     table = []
     ar_out = run("fairseq-generate", data, *gen, "--task", "translation", "--path", w / "ar/checkpoint_last.pt",
                  "--beam", "1")
-    table.append({"model": "AR (1 layer each side)", "system": "greedy", **score_generate(ar_out)})
+    table.append({"model": "AR (1 layer each side)", "system": "greedy", **scored(ar_out)})
     for model, system, path, flags in rows(ft, stage1, w / "score/checkpoint_last.pt",
                                            w / "energy/checkpoint_last.pt", w / "ar/checkpoint_last.pt",
                                            args.search_samples):
         out = run("fairseq-generate", data, *gen, "--task", "translation_refine", "--path", path, "--keep-repeats",
                   "--print-step", "--decoding-seed", args.seed, *flags)
-        table.append({"model": model, "system": system, **score_generate(out)})
+        table.append({"model": model, "system": system, **scored(out)})
         print(f"   {model:32s} {system:42s} consistent {table[-1]['consistent']:.3f}", flush=True)
     print("4/4 diagnosis (KL, reference from posterior vs prior mean)", flush=True)
     diagnosis = {}
-    for name, path in (("stage 1", stage1), ("after the budget-0 epoch", ft)):
-        target = w / f"diagnose_{name.split()[0]}.json"
+    for name, path, stem in (("stage 1", stage1, "stage1"), ("after the budget-0 epoch", ft, "finetuned")):
+        target = w / f"diagnose_{stem}.json"
         run(str(REPO / "examples/lanmt/diagnose.py"), data,
             "--path", path, "--gen-subset", "test", "--max-examples", args.test_sentences, "--out", target)
         d = json.loads(target.read_text())
         diagnosis[name] = {k: d[k] for k in ("kl_per_position", "reference_at_true_length",
                                              "delta_changed_fraction")}
     result = {"task": "two-mode word-by-word translation (mode random per sentence, not in the source)",
+              "decoder_source_copy": args.decoder_source_copy,
               "train_sentences": args.train_sentences, "test_sentences": args.test_sentences,
               "updates": args.updates, "score_updates": args.score_updates, "rows": table,
               "diagnosis": diagnosis}
