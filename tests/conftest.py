@@ -33,6 +33,17 @@ def cli(name: str, *args, check: bool = True, input_text: str = None, timeout: i
     return proc
 
 
+def load_module(path: Path):
+    """The Python file ``path`` (a script under scripts/ or examples/, not a package module) imported as a module,
+    for tests of its functions."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def write_reversal_corpus(directory: Path, n_train: int, n_eval: int, seed: int, vocab: int = 20,
                           min_len: int = 3, max_len: int = 8) -> None:
     """Source: random words; target: the same words reversed. Files {train,valid,test}.{src,tgt}."""

@@ -1,5 +1,4 @@
 """Reference conformers (thesis ch. 6 data): QM9 geometries -> RDKit molecules, SDF reading, the prepare script."""
-import importlib.util
 import itertools
 import json
 
@@ -14,7 +13,7 @@ from rdkit.Chem import AllChem  # noqa: E402
 from iterref_fairseq.data.conformers import (QM9Record, Rejections, mol_from_qm9, parse_xyz,  # noqa: E402
                                              read_qm9_records, read_sdf, sdf_molecules)
 
-from conftest import REPO  # noqa: E402
+from conftest import REPO, load_module  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -103,10 +102,7 @@ def test_sdf_molecules_count_every_rejection(bad_sdf):
 
 
 def _prepare():
-    spec = importlib.util.spec_from_file_location("prepare_conformers", REPO / "scripts" / "prepare_conformers.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.main
+    return load_module(REPO / "scripts" / "prepare_conformers.py").main
 
 
 def test_prepare_script_writes_splits_and_a_summary(tmp_path, capsys):

@@ -13,7 +13,7 @@ pytest.importorskip("rdkit")
 from rdkit import Chem  # noqa: E402
 from rdkit.Chem import AllChem  # noqa: E402
 
-from conftest import REPO, USER_DIR, cli, train_two_ranks  # noqa: E402
+from conftest import REPO, USER_DIR, cli, load_module, train_two_ranks  # noqa: E402
 
 SMILES = ["CCO", "CC(=O)O", "CC(C)O", "OCCO", "CC#N", "CCN", "CC(=O)N", "C1CC1", "C1CCOC1", "CC(O)C(=O)N",
           "COC", "CCOC", "OC1CC1", "CC(C)(C)O", "C=CC=O", "NCC(=O)O", "CC1=CC=CN1", "c1ccncc1", "CC(N)C#N",
@@ -343,12 +343,9 @@ def test_rmsd_by_flexibility_groups_molecules_by_rotatable_bonds(tmp_path):
 def test_learning_curve_power_law_fit_recovers_a_known_curve(tmp_path, capsys):
     """examples/cvgae/learning_curve.py --fit-from / --fit-target on a log whose prior RMSD is 2 * u^-0.15 exactly
     from update 1,000 on; the point at 500 lies off the curve and must be left out of the fit."""
-    import importlib.util
     import math
 
-    spec = importlib.util.spec_from_file_location("cvgae_curve", REPO / "examples" / "cvgae" / "learning_curve.py")
-    curve = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(curve)
+    curve = load_module(REPO / "examples" / "cvgae" / "learning_curve.py")
     lines = []
     for u in (500, 1000, 2000, 4000, 8000, 16000):
         r = 5.0 if u == 500 else 2.0 * u ** -0.15
@@ -371,11 +368,7 @@ def test_learning_curve_reads_a_resumed_run_and_tests_the_fit_on_later_points(tm
     """Two logs of one run, the second resumed from an older checkpoint (4,000) than the first log's end (5,000):
     the second log's points replace the first's from 4,000 on. --fit-until fits the points up to it and compares
     the later ones with the prediction."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("cvgae_curve", REPO / "examples" / "cvgae" / "learning_curve.py")
-    curve = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(curve)
+    curve = load_module(REPO / "examples" / "cvgae" / "learning_curve.py")
 
     def line(u, r):
         return (f"2026-12-06 | INFO | valid | epoch 001 | valid on 'valid' subset | loss {r:.6f} | rmsd {r:.6f} "

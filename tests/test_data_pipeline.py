@@ -3,7 +3,6 @@
 CLIs run with this interpreter's bin directory first on PATH (``.venv/bin`` when run as
 ``.venv/bin/python -m pytest``).
 """
-import importlib.util
 import io
 import json
 import os
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import load_module
 from iterref_fairseq.cli import prepare_bible
 
 REPO = Path(__file__).resolve().parent.parent
@@ -50,10 +50,7 @@ def lines(path):
 
 
 def load_script(name):
-    spec = importlib.util.spec_from_file_location(name.replace("/", "_"), REPO / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_module(REPO / "scripts" / f"{name}.py")
 
 
 def dataset_len(prefix):

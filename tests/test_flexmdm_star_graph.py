@@ -240,15 +240,9 @@ def test_ar_baseline_runs_through_the_same_task(star_data, tmp_path):
 
 
 def _load_probe():
-    import importlib.util
+    from conftest import REPO, load_module
 
-    from conftest import REPO
-
-    spec = importlib.util.spec_from_file_location("probe_star_lookup", REPO / "examples" / "flexmdm" /
-                                                  "probe_star_lookup.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_module(REPO / "examples" / "flexmdm" / "probe_star_lookup.py")
 
 
 def test_lookup_probe_masks_both_copies_of_one_interior_node():

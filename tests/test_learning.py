@@ -140,17 +140,11 @@ def test_lanmt_latents_carry_the_target_when_only_they_can():
     assert 0.7 <= kl <= 1.3, kl
 
 
-def two_mode_corpus(raw, n_train: int, n_test: int, seed: int) -> None:
-    """The corpus of examples/lanmt/two_mode_toy.py: 3-8 random words w0..w19 translated word by word as a<i> or
-    as b<i>, one vocabulary per sentence drawn at random (the source does not tell which)."""
-    import importlib.util
+def two_mode_toy():
+    """examples/lanmt/two_mode_toy.py, which defines the two-mode task (its corpus) and the toy's LaNMT flags."""
+    from conftest import REPO, load_module
 
-    from conftest import REPO
-
-    spec = importlib.util.spec_from_file_location("two_mode_toy", REPO / "examples" / "lanmt" / "two_mode_toy.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    module.write_corpus(raw, n_train, n_test, seed)
+    return load_module(REPO / "examples" / "lanmt" / "two_mode_toy.py")
 
 
 def one_vocabulary_scores(out: str):
@@ -176,18 +170,14 @@ def test_lanmt_refinement_resolves_the_mode_the_prior_cannot_know(tmp_path, monk
     # lies between the two modes and its decoding mixes vocabularies; one delta step (E_q(z|x, y_hat), decode) and
     # one step of a trained score network must move the latents to one mode. A posterior that ignores y, a delta
     # step that does not re-encode the output, or a score step in the wrong direction fails the margins; a step
-    # that leaked the reference would match it far more often than the coin flip allows. The corpus is the example
-    # script's (examples/lanmt/two_mode_toy.py defines the task); the scoring here is independent of it.
+    # that leaked the reference would match it far more often than the coin flip allows. The corpus and the model and
+    # optimizer flags are the example script's (examples/lanmt/two_mode_toy.py); the scoring here is independent.
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the calibration's setting (the results differ with 2 threads)
-    two_mode_corpus(tmp_path / "raw", 6000, 200, seed=1)
+    toy = two_mode_toy()
+    toy.write_corpus(tmp_path / "raw", 6000, 200, seed=1)
     data = binarize(tmp_path / "raw", tmp_path / "bin")
-    common = ["--user-dir", USER_DIR, "--task", "translation_refine", "--dropout", "0", "--optimizer", "adam",
-              "--adam-betas", "(0.9,0.98)", "--lr-scheduler", "inverse_sqrt", "--warmup-updates", "50",
-              "--max-tokens", "2000", "--cpu", "--no-epoch-checkpoints", "--disable-validation", "--seed", "1",
-              "--log-format", "simple"]
-    cli("fairseq-train", data, *common, "--criterion", "lanmt_loss", "--arch", "lanmt_tiny",
-        "--encoder-embed-dim", "64", "--encoder-ffn-embed-dim", "128", "--encoder-attention-heads", "4",
-        "--prior-layers", "2", "--posterior-layers", "1", "--decoder-layers", "2", "--lr", "3e-3",
+    common = [*toy.COMMON, "--lr-scheduler", "inverse_sqrt", "--warmup-updates", "50", "--seed", "1"]
+    cli("fairseq-train", data, *common, *toy.MODEL, "--criterion", "lanmt_loss", "--lr", "3e-3",
         "--max-update", "600", "--save-dir", tmp_path / "lanmt")
     lanmt = tmp_path / "lanmt" / "checkpoint_last.pt"
     cli("fairseq-train", data, *common, "--arch", "lanmt_score_tiny", "--score-param", "score",

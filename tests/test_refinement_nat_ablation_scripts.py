@@ -1,18 +1,14 @@
 """Two scripts of examples/refinement_nat on hand-made files: table33.py (Table 3.3 from two benchmark JSONs, repeats
 removed / kept) and distilled_stats.py (how distilled targets differ from the references)."""
-import importlib.util
 import json
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, load_module
 
 
 def _module():
-    spec = importlib.util.spec_from_file_location("table33", REPO / "examples" / "refinement_nat" / "table33.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_module(REPO / "examples" / "refinement_nat" / "table33.py")
 
 
 def _benchmark(bleu, remove_repeats):
@@ -83,11 +79,7 @@ def test_every_distilled_data_is_contrasted_with_raw():
 
 
 def _stats_module():
-    spec = importlib.util.spec_from_file_location("distilled_stats",
-                                                  REPO / "examples" / "refinement_nat" / "distilled_stats.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_module(REPO / "examples" / "refinement_nat" / "distilled_stats.py")
 
 
 def test_distilled_target_statistics_on_hand_made_text(tmp_path):

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from conftest import BIN, REPO, TINY_MODEL_FLAGS, USER_DIR, cli, write_reversal_corpus
+from conftest import BIN, REPO, TINY_MODEL_FLAGS, USER_DIR, cli, load_module, write_reversal_corpus
 
 pytestmark = pytest.mark.slow
 EXAMPLES = REPO / "examples" / "refinement_nat"
@@ -88,11 +88,7 @@ def test_paper_pipeline_runs_offline_on_local_text(tmp_path):
 
 
 def test_learning_curve_minutes_continue_across_a_resumed_run(tmp_path):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("learning_curve", EXAMPLES / "learning_curve.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_module(EXAMPLES / "learning_curve.py")
     line = "2026-12-05 {} | INFO | train_inner | epoch 001: loss=1.0, num_updates={}, lr=0.001, train_wall=3, wall={}"
     log = tmp_path / "train.log"
     # fairseq restores the wall meter of a mid-epoch checkpoint without restarting it: wall=0 after the resumption
@@ -107,11 +103,7 @@ def test_learning_curve_minutes_continue_across_a_resumed_run(tmp_path):
 
 
 def test_learning_curve_reuse_merges_several_files_and_refuses_a_name_twice(tmp_path):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("learning_curve", EXAMPLES / "learning_curve.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_module(EXAMPLES / "learning_curve.py")
     point = {"update": 200, "minutes": 1.0, "bleu": {"idec1": 2.0}}
     a, b, c = tmp_path / "a.json", tmp_path / "b.json", tmp_path / "c.json"
     a.write_text(json.dumps({"runs": {"nat-s1": [point], "cmlm-s1": [point]}}))

@@ -2,15 +2,11 @@
 used work directory. The script's training stages are not run here (about 4 minutes); the learning test
 tests/test_learning.py::test_lanmt_refinement_resolves_the_mode_the_prior_cannot_know trains LaNMT and a score
 network on the same corpus and checks the prior / delta / score rows."""
-import importlib.util
-
 import pytest
 
-from conftest import REPO
+from conftest import REPO, load_module
 
-spec = importlib.util.spec_from_file_location("two_mode_toy", REPO / "examples" / "lanmt" / "two_mode_toy.py")
-toy = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(toy)
+toy = load_module(REPO / "examples" / "lanmt" / "two_mode_toy.py")
 
 
 def test_corpus_has_one_vocabulary_per_sentence_and_both_modes(tmp_path):

@@ -108,14 +108,6 @@ def score_generate(output: str) -> Dict[str, float]:
     return out
 
 
-def scored(output: str) -> Dict[str, float]:
-    """score_generate, stopping the script with its message on incomplete output."""
-    try:
-        return score_generate(output)
-    except ValueError as err:
-        sys.exit(f"two_mode_toy: {err}")
-
-
 def rows(ft: Path, stage1: Path, score: Path, energy: Path, ar: Path, samples: int) -> List[tuple]:
     """(model, system, checkpoint, fairseq-generate flags) of the table, the talk's order."""
     search = ["--latent-search-samples", samples, "--latent-search-noise", "0.5"]
@@ -187,13 +179,13 @@ def main(argv=None) -> int:
     table = []
     ar_out = run("fairseq-generate", data, *gen, "--task", "translation", "--path", w / "ar/checkpoint_last.pt",
                  "--beam", "1")
-    table.append({"model": "AR (1 layer each side)", "system": "greedy", **scored(ar_out)})
+    table.append({"model": "AR (1 layer each side)", "system": "greedy", **score_generate(ar_out)})
     for model, system, path, flags in rows(ft, stage1, w / "score/checkpoint_last.pt",
                                            w / "energy/checkpoint_last.pt", w / "ar/checkpoint_last.pt",
                                            args.search_samples):
         out = run("fairseq-generate", data, *gen, "--task", "translation_refine", "--path", path, "--keep-repeats",
                   "--print-step", "--decoding-seed", args.seed, *flags)
-        table.append({"model": model, "system": system, **scored(out)})
+        table.append({"model": model, "system": system, **score_generate(out)})
         print(f"   {model:32s} {system:42s} consistent {table[-1]['consistent']:.3f}", flush=True)
     print("4/4 diagnosis (KL, reference from posterior vs prior mean)", flush=True)
     diagnosis = {}
@@ -229,4 +221,7 @@ def markdown(result: dict) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except ValueError as err:  # incomplete fairseq-generate output (score_generate)
+        sys.exit(f"two_mode_toy: {err}")

@@ -90,4 +90,3 @@ def cached_features(source: str, suffix: str, settings: str, version: int, build
     the features depend on), the one key layout both molecule tasks use."""
     key = f"v{version}-{file_digest(source)}-{settings}"
     return cached_arrays(default_cache_path(source, suffix, cache_dir), key, build)
-
